@@ -1,0 +1,48 @@
+"""How a request's seeds become generator inputs, shared by the service, the CLI and the tests.
+
+Each image is defined by one integer seed: its latent vector (and, when no digit is asked for, its
+digit) comes from a generator seeded with that seed alone, so an image never depends on the other
+images in its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from gan.networks import NUM_CLASSES
+
+MAX_SEED = 2**63 - 1
+
+
+def latents_for_seeds(
+    seeds: Sequence[int], latent_dim: int, digits: Sequence[int | None]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return z of shape (N, latent_dim) and int64 labels of shape (N,) for N seeds.
+
+    ``digits[i] is None`` means "a random digit drawn from seed i".
+    """
+    if len(seeds) != len(digits):
+        raise ValueError("seeds and digits must have the same length")
+    z = torch.empty(len(seeds), latent_dim)
+    labels = torch.empty(len(seeds), dtype=torch.int64)
+    rng = torch.Generator()
+    for i, (seed, digit) in enumerate(zip(seeds, digits, strict=True)):
+        rng.manual_seed(seed)
+        z[i] = torch.randn(latent_dim, generator=rng)
+        labels[i] = (
+            digit if digit is not None else int(torch.randint(NUM_CLASSES, (1,), generator=rng))
+        )
+    return z, labels
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) in [-1, 1] -> (N, H, W) uint8 on the CPU."""
+    scaled = ((images.float().clamp(-1, 1) + 1) * 127.5).round()
+    return scaled.to(torch.uint8).squeeze(1).cpu()
+
+
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) uint8 -> (N, 1, H, W) float in [-1, 1], the networks' input range."""
+    return images.unsqueeze(1).float().div(127.5).sub(1.0)

@@ -1,0 +1,69 @@
+"""Training the evaluation classifier (the generator's judge), published into the model store."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gan.networks import Classifier
+from gan.sampling import from_uint8
+from gan.store import CLASSIFIER_DIR, CLASSIFIER_WEIGHTS_FILE, Manifest, ModelStore
+from training.data import Split, checksums, load_split
+
+
+@torch.inference_mode()
+def accuracy(model: Classifier, split: Split, batch_size: int = 1000) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(split), batch_size):
+        logits = model(from_uint8(split.images[start : start + batch_size]))
+        correct += int((logits.argmax(1) == split.labels[start : start + batch_size]).sum())
+    return correct / len(split)
+
+
+def train_classifier(
+    data_dir: str | None,
+    store: str,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    limit_samples: int | None = None,
+) -> dict[str, float]:
+    torch.manual_seed(seed)
+    train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
+    if limit_samples is not None:
+        train = Split(train.images[:limit_samples], train.labels[:limit_samples])
+    model = Classifier()
+    optimizer = torch.optim.Adam(model.parameters(), lr)
+    steps_per_epoch = max(1, len(train) // batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, lr * 3, total_steps=epochs * steps_per_epoch
+    )
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(train))
+        for step in range(steps_per_epoch):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            # Random shifts of up to 2 pixels: the judge must not be fooled by off-centre digits.
+            images = from_uint8(train.images[index])
+            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,)))
+            images = torch.roll(images, shifts=(dy, dx), dims=(2, 3))
+            loss = F.cross_entropy(model(images), train.labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    metrics = {"test_accuracy": accuracy(model, test)}
+    manifest = Manifest(
+        kind="classifier",
+        version=CLASSIFIER_DIR,
+        architecture={"name": "Classifier", "feature_dim": Classifier.feature_dim},
+        weights_file=CLASSIFIER_WEIGHTS_FILE,
+        weights_sha256="",
+        training={"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed},
+        data={"mnist_md5": checksums(data_dir)},
+        metrics=metrics,
+    )
+    ModelStore(store).publish(manifest, model.state_dict())
+    return metrics

@@ -1,0 +1,119 @@
+"""Sample-quality metrics from the project's classifier: conditional accuracy, FID,
+precision/recall (Kynkaanniemi et al., 2019, k=3) and within-digit diversity."""
+
+from __future__ import annotations
+
+import torch
+
+from gan.networks import NUM_CLASSES, Classifier, Generator
+from gan.sampling import from_uint8, latents_for_seeds, to_uint8
+from training.data import Split
+
+NEIGHBOURS = 3
+
+
+@torch.inference_mode()
+def generate_per_digit(
+    generator: Generator, per_digit: int, seed: int = 0, batch_size: int = 1000
+) -> Split:
+    """per_digit samples of each digit, seeds seed..seed+N-1 as the service would draw them."""
+    digits = [d for d in range(NUM_CLASSES) for _ in range(per_digit)]
+    chunks = []
+    for start in range(0, len(digits), batch_size):
+        part = digits[start : start + batch_size]
+        seeds = list(range(seed + start, seed + start + len(part)))
+        z, labels = latents_for_seeds(seeds, generator.config.latent_dim, part)
+        chunks.append(to_uint8(generator(z, labels)))
+    return Split(torch.cat(chunks), torch.tensor(digits))
+
+
+@torch.inference_mode()
+def classify(classifier: Classifier, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (N, 28, 28) -> (features (N, F) float64, predicted digits (N,))."""
+    features, predictions = [], []
+    for start in range(0, len(images), 1000):
+        h = classifier.features(from_uint8(images[start : start + 1000]))
+        features.append(h.double())
+        predictions.append(classifier.head(h).argmax(1))
+    return torch.cat(features), torch.cat(predictions)
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """FID between two feature sets: |mu_a - mu_b|^2 + Tr(Sa + Sb - 2 (Sa^1/2 Sb Sa^1/2)^1/2)."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    eigenvalues, eigenvectors = torch.linalg.eigh(cov_a)
+    sqrt_a = eigenvectors @ torch.diag(eigenvalues.clamp(min=0).sqrt()) @ eigenvectors.T
+    cross = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0).sqrt().sum()
+    value = (mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross
+    return float(value)
+
+
+def _kth_neighbour_radius(features: torch.Tensor) -> torch.Tensor:
+    radii = []
+    for start in range(0, len(features), 2000):
+        distances = torch.cdist(features[start : start + 2000], features)
+        # k+1: the nearest "neighbour" of each point is itself at distance 0.
+        radii.append(distances.kthvalue(NEIGHBOURS + 1, dim=1).values)
+    return torch.cat(radii)
+
+
+def _coverage(points: torch.Tensor, support: torch.Tensor, radii: torch.Tensor) -> float:
+    """Share of points inside at least one support point's k-NN ball."""
+    inside = 0
+    for start in range(0, len(points), 2000):
+        distances = torch.cdist(points[start : start + 2000], support)
+        inside += int((distances <= radii.unsqueeze(0)).any(dim=1).sum())
+    return inside / len(points)
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float]:
+    precision = _coverage(fake, real, _kth_neighbour_radius(real))
+    recall = _coverage(real, fake, _kth_neighbour_radius(fake))
+    return precision, recall
+
+
+def mean_pair_distance(images: torch.Tensor, pairs: int, rng: torch.Generator) -> float:
+    """Mean pixel-space L2 distance (pixels in [0, 1]) between random distinct pairs."""
+    flat = images.reshape(len(images), -1).double() / 255.0
+    first = torch.randint(len(flat), (pairs,), generator=rng)
+    second = (first + torch.randint(1, len(flat), (pairs,), generator=rng)) % len(flat)
+    return float((flat[first] - flat[second]).norm(dim=1).mean())
+
+
+def diversity_ratio(fake: Split, real: Split, pairs: int = 2000) -> float:
+    """Within-digit diversity of fakes over that of real digits, averaged over the ten digits.
+    A generator that ignores z scores near 0; one as varied as real data scores near 1."""
+    rng = torch.Generator().manual_seed(0)
+    ratios = []
+    for digit in range(NUM_CLASSES):
+        fake_d = fake.images[fake.labels == digit]
+        real_d = real.images[real.labels == digit]
+        ratios.append(
+            mean_pair_distance(fake_d, pairs, rng) / mean_pair_distance(real_d, pairs, rng)
+        )
+    return sum(ratios) / len(ratios)
+
+
+def evaluate_samples(classifier: Classifier, fake: Split, real_test: Split) -> dict[str, float]:
+    fake_features, predictions = classify(classifier, fake.images)
+    real_features, _ = classify(classifier, real_test.images)
+    precision, recall = precision_recall(real_features, fake_features)
+    return {
+        "conditional_accuracy": float((predictions == fake.labels).double().mean()),
+        "fid": frechet_distance(real_features, fake_features),
+        "precision": precision,
+        "recall": recall,
+        "diversity": diversity_ratio(fake, real_test),
+        "samples": len(fake),
+    }
+
+
+def real_data_floor(
+    classifier: Classifier, real_train: Split, real_test: Split, count: int
+) -> float:
+    """FID of `count` real training digits against the real test digits: the best reachable."""
+    subset = torch.randperm(len(real_train), generator=torch.Generator().manual_seed(0))[:count]
+    train_features, _ = classify(classifier, real_train.images[subset])
+    test_features, _ = classify(classifier, real_test.images)
+    return frechet_distance(test_features, train_features)

@@ -1,0 +1,284 @@
+"""The GAN training loop: D and G alternate on one batch per step, an EMA of G is exported."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from gan.imaging import encode_png, tile
+from gan.networks import (
+    NUM_CLASSES,
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+)
+from gan.sampling import from_uint8, to_uint8
+from gan.store import SAMPLES_FILE, WEIGHTS_FILE, Manifest, ModelStore, new_version_name
+from training.data import checksums, load_split
+from training.progress import ProgressMode, ProgressReporter
+
+Loss = Literal["bce", "hinge"]
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str | None = None
+    store: str = "model_store"
+    run_dir: str = "runs/latest"
+    version: str | None = None
+    parent: str | None = None
+    steps: int = 10_000
+    batch_size: int = 64
+    loss: Loss = "bce"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = 0.999
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 1000
+    sample_every: int = 500
+    log_every: int = 50
+    resume: bool = False
+    limit_samples: int | None = None  # train on the first N digits only (tests, smoke runs)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def discriminator_loss(loss: Loss, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    if loss == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    # -log D(x) - log(1 - D(G(z))) with D = sigmoid(score)
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def generator_loss(loss: Loss, fake: torch.Tensor) -> torch.Tensor:
+    # Non-saturating form: maximise log D(G(z)) rather than minimise log(1 - D(G(z))).
+    return -fake.mean() if loss == "hinge" else F.softplus(-fake).mean()
+
+
+def sample_grid(generator: nn.Module, latent_dim: int, device: torch.device) -> bytes:
+    """10x10 PNG grid: row d holds ten samples of digit d from fixed latents."""
+    rng = torch.Generator().manual_seed(1234)
+    z = torch.randn(10 * NUM_CLASSES, latent_dim, generator=rng).to(device)
+    labels = torch.arange(NUM_CLASSES).repeat_interleave(10).to(device)
+    was_training = generator.training
+    generator.eval()
+    with torch.inference_mode():
+        images = to_uint8(generator(z, labels)).numpy()
+    generator.train(was_training)
+    return encode_png(tile(images, columns=10), {"Description": "sample grid, rows are digits 0-9"})
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join the process group when launched by torchrun (WORLD_SIZE set), else run alone."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Distributed()
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(rank=dist.get_rank(), world_size=world_size)
+
+
+def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | None:
+    """Train, checkpoint, and publish the EMA generator; returns the version (rank 0) or None."""
+    device = pick_device(config.device)
+    ddp = init_distributed(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    torch.manual_seed(config.seed + ddp.rank)
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    data = load_split(config.data_dir, "train")
+    images, labels = data.images, data.labels
+    if config.limit_samples is not None:
+        images, labels = images[: config.limit_samples], labels[: config.limit_samples]
+    images, labels = images.to(device), labels.to(device)  # whole set stays resident as uint8
+
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    generator = Generator(config.generator).to(device)
+    discriminator = Discriminator(config.discriminator).to(device)
+    # torch's stubs lack the memory_format overload of Module.to.
+    generator.to(memory_format=memory_format)  # type: ignore[call-overload]
+    discriminator.to(memory_format=memory_format)  # type: ignore[call-overload]
+    ema = AveragedModel(
+        generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
+    )
+    opt_g = torch.optim.Adam(generator.parameters(), config.lr_g, (config.beta1, config.beta2))
+    opt_d = torch.optim.Adam(discriminator.parameters(), config.lr_d, (config.beta1, config.beta2))
+    g_train: nn.Module = generator
+    d_train: nn.Module = discriminator
+    if ddp.world_size > 1:
+        g_train, d_train = (
+            DistributedDataParallel(generator),
+            DistributedDataParallel(discriminator),
+        )
+
+    start_step = 0
+    checkpoint_path = run_dir / CHECKPOINT_FILE
+    if config.resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        ema.load_state_dict(state["ema"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        torch.set_rng_state(state["rng"])
+        start_step = int(state["step"])
+
+    global_batch = config.batch_size * ddp.world_size
+    steps_per_epoch = max(1, len(labels) // global_batch)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    reporter = ProgressReporter(
+        progress_mode if ddp.is_main else "none", config.steps, initial_step=start_step
+    )
+    permutation, permutation_epoch = torch.empty(0), -1
+    window_start, window_steps = time.perf_counter(), 0
+    loss_d = loss_g = torch.zeros(())
+    for step in range(start_step, config.steps):
+        epoch, offset = divmod(step, steps_per_epoch)
+        if epoch != permutation_epoch:
+            # A per-epoch seed makes the data order a pure function of (seed, epoch): resumable.
+            order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+            permutation, permutation_epoch = torch.randperm(len(labels), generator=order), epoch
+        start = offset * global_batch + ddp.rank * config.batch_size
+        index = permutation[start : start + config.batch_size].to(device)
+        real = from_uint8(images[index]).contiguous(memory_format=memory_format)
+        real_labels = labels[index]
+        z = torch.randn(len(index), config.generator.latent_dim).to(device)
+        fake_labels = torch.randint(NUM_CLASSES, (len(index),)).to(device)
+
+        with autocast:
+            fake = g_train(z, fake_labels)
+            loss_d = discriminator_loss(
+                config.loss, d_train(real, real_labels), d_train(fake.detach(), fake_labels)
+            )
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        with autocast:
+            loss_g = generator_loss(config.loss, d_train(fake, fake_labels))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        ema.update_parameters(generator)
+
+        done = step + 1
+        window_steps += 1
+        if ddp.is_main and (done % config.sample_every == 0 or done == config.steps):
+            (run_dir / SAMPLES_FILE).write_bytes(
+                sample_grid(ema.module, config.generator.latent_dim, device)
+            )
+        if ddp.is_main and (done % config.checkpoint_every == 0 or done == config.steps):
+            save_checkpoint(checkpoint_path, done, generator, discriminator, ema, opt_g, opt_d)
+        if done % config.log_every == 0 or done == config.steps:
+            elapsed = time.perf_counter() - window_start
+            rate = window_steps * global_batch / max(elapsed, 1e-9)
+            reporter.update(
+                {
+                    "event": "progress",
+                    "step": done,
+                    "total_steps": config.steps,
+                    "epoch": epoch,
+                    "loss_d": round(float(loss_d.detach()), 4),
+                    "loss_g": round(float(loss_g.detach()), 4),
+                    "images_per_s": round(rate, 1),
+                    "eta_s": round((config.steps - done) * global_batch / max(rate, 1e-9), 1),
+                    "sample_grid": str(run_dir / SAMPLES_FILE),
+                }
+            )
+            window_start, window_steps = time.perf_counter(), 0
+    reporter.close()
+
+    version = None
+    if ddp.is_main:
+        version = export(config, ema.module)
+        reporter.update({"event": "exported", "step": config.steps, "version": version})
+    if ddp.world_size > 1:
+        dist.destroy_process_group()
+    return version
+
+
+def save_checkpoint(
+    path: Path,
+    step: int,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    ema: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+) -> None:
+    state = {
+        "step": step,
+        "generator": generator.state_dict(),
+        "discriminator": discriminator.state_dict(),
+        "ema": ema.state_dict(),
+        "opt_g": opt_g.state_dict(),
+        "opt_d": opt_d.state_dict(),
+        "rng": torch.get_rng_state(),
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def export(config: TrainConfig, ema_generator: nn.Module) -> str:
+    """Publish the EMA generator as a new version in the model store."""
+    version = config.version or new_version_name()
+    device = next(ema_generator.parameters()).device
+    grid = sample_grid(ema_generator, config.generator.latent_dim, device)
+    training: dict[str, Any] = asdict(config)
+    training.pop("generator")
+    training.pop("discriminator")
+    training["discriminator_architecture"] = config.discriminator.to_dict()
+    manifest = Manifest(
+        kind="generator",
+        version=version,
+        architecture=config.generator.to_dict(),
+        weights_file=WEIGHTS_FILE,
+        weights_sha256="",  # filled in by publish() from the bytes it writes
+        training=training,
+        data={"mnist_md5": checksums(config.data_dir)},
+        parent=config.parent,
+    )
+    ModelStore(config.store).publish(
+        manifest,
+        ema_generator.state_dict(),
+        extra_files=lambda directory: _write(directory / SAMPLES_FILE, grid),
+    )
+    return version
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
