@@ -7,6 +7,7 @@ import hashlib
 import os
 import struct
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def _read_bytes(directory: Path, stem: str) -> tuple[Path, bytes]:
                     if path.suffix == ".gz"
                     else path.read_bytes()
                 )
-            except (OSError, EOFError, gzip.BadGzipFile) as error:
+            except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
                 raise DataError(f"{path}: cannot decompress ({error})") from error
             return path, data
     raise DataError(f"{directory / stem}(.gz): file missing")

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from gan.device import pick_device
 from gan.imaging import encode_png, tile
 from gan.networks import (
     NUM_CLASSES,
@@ -56,12 +57,6 @@ class TrainConfig:
     log_every: int = 50
     resume: bool = False
     limit_samples: int | None = None  # train on the first N digits only (tests, smoke runs)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def discriminator_loss(loss: Loss, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,97 @@
+"""Application factory: ``uvicorn --factory app.main:create_app`` (or ``python -m app``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.config import Settings
+from app.errors import ServiceError
+from app.logs import configure_logging
+from app.metrics import ServiceMetrics
+from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.routes import digits, generate, ops
+from app.services import Services
+from app.worker import InferenceWorker
+from gan.device import pick_device
+from gan.store import LoadedGenerator, ModelStore, StoreError
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def load_active(store: ModelStore, device: torch.device) -> LoadedGenerator:
+    return store.load_generator(store.active_version(), device)
+
+
+def create_app(
+    settings: Settings | None = None,
+    model_loader: Callable[[ModelStore, torch.device], LoadedGenerator] = load_active,
+) -> FastAPI:
+    """Build the app. ``model_loader`` is the seam tests use to control start-up."""
+    settings = settings or Settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_json, settings.log_level)
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        device = pick_device(settings.device)
+        store = ModelStore(settings.model_store)
+        generator = await run_in_threadpool(model_loader, store, device)
+        worker = InferenceWorker(
+            generator,
+            device,
+            metrics,
+            max_batch_images=settings.max_batch_images,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue_images=settings.max_queue_images,
+            warmup_batches=settings.warmup_batches,
+            dtype=DTYPES[settings.dtype],
+        )
+        worker.start()  # warms up in its own thread; /readyz turns 200 when done
+        app.state.services = Services(settings, store, worker, metrics)
+        log.info("serving", extra={"model_version": generator.version, "device": str(device)})
+        try:
+            yield
+        finally:
+            await run_in_threadpool(worker.stop, settings.graceful_shutdown_s)
+
+    app = FastAPI(
+        title="MNIST digit GAN",
+        version="0.1.0",
+        summary="Handwritten digits drawn by a class-conditional GAN, as PNG or base64.",
+        lifespan=lifespan,
+    )
+    app.include_router(generate.router)
+    app.include_router(digits.router)
+    app.include_router(ops.router)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
+        headers = {"Retry-After": str(settings.retry_after_s)} if error.status_code == 503 else None
+        return JSONResponse({"detail": str(error)}, status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(StoreError)
+    async def store_error(_: Request, error: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=404)
+
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", "Authorization", "X-Request-ID", "Idempotency-Key"],
+        expose_headers=["X-Request-ID", "X-Model-Version", "X-Seed", "ETag", "Retry-After"],
+    )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,80 @@
+"""GET /digits/{digit}.png: an image URL for <img src>, cacheable when seeded."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from app import rendering
+from app.disconnect import cancel_on_disconnect
+from app.errors import VersionMismatchError
+from app.limits import check_max, raise_if_any
+from app.routes.generate import ERRORS, RANDOM_SEED_BOUND
+from app.schemas import HARD_MAX_SCALE, MAX_REQUEST_SEED, ErrorResponse
+from app.services import ServicesDep
+from gan.store import VERSION_PATTERN
+
+router = APIRouter(tags=["generate"])
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@router.get(
+    "/digits/{digit}.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the digit as a PNG"},
+        304: {"description": "not modified (If-None-Match matched the ETag)"},
+        404: {"model": ErrorResponse, "description": "the pinned version is not served here"},
+        **ERRORS,
+    },
+    summary="A digit image URL for web pages",
+)
+async def digit_png(
+    request: Request,
+    services: ServicesDep,
+    digit: Annotated[int, Path(ge=0, le=9, description="the digit to draw")],
+    seed: Annotated[
+        int | None, Query(ge=0, le=MAX_REQUEST_SEED, description="fixes the image; omit for random")
+    ] = None,
+    scale: Annotated[int, Query(ge=1, le=HARD_MAX_SCALE, description="upscale factor")] = 1,
+    version: Annotated[
+        str | None,
+        Query(
+            pattern=VERSION_PATTERN.pattern,
+            description="pin a model version: the URL then never changes meaning",
+        ),
+    ] = None,
+) -> Response:
+    settings = services.settings
+    raise_if_any(check_max(("query", "scale"), scale, settings.max_scale, "GAN_MAX_SCALE"))
+    active = services.worker.version
+    if version is not None and version != active:
+        raise VersionMismatchError(
+            f"model version {version!r} is not served here (active: {active!r})"
+        )
+    if seed is None:
+        cache_control = "no-store"
+    elif version is not None:
+        cache_control = IMMUTABLE
+    else:
+        cache_control = f"public, max-age={settings.cache_max_age_s}"
+    if seed is not None:
+        tag = rendering.etag(active, digit, seed, scale)
+        if rendering.etag_matches(request.headers.get("if-none-match"), tag):
+            return Response(status_code=304, headers={"ETag": tag, "Cache-Control": cache_control})
+    chosen_seed = seed if seed is not None else secrets.randbelow(RANDOM_SEED_BOUND)
+    result = await cancel_on_disconnect(
+        request, services.worker.generate([chosen_seed], [digit], settings.request_timeout_s)
+    )
+    png = await run_in_threadpool(rendering.image_png, result, 0, scale)
+    headers = {
+        "Cache-Control": cache_control,
+        "X-Model-Version": result.version,
+        "X-Seed": str(chosen_seed),
+    }
+    if seed is not None:
+        headers["ETag"] = rendering.etag(result.version, digit, seed, scale)
+    return Response(png, media_type="image/png", headers=headers)

@@ -1,0 +1,84 @@
+"""POST /generate: digits for scripts and curl, as PNG or base64 JSON."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from app import rendering
+from app.disconnect import cancel_on_disconnect
+from app.limits import check_max, invalid, raise_if_any
+from app.schemas import ErrorResponse, GenerateRequest, GenerateResponse, ImageFormat
+from app.services import ServicesDep
+
+router = APIRouter(tags=["generate"])
+
+RANDOM_SEED_BOUND = 2**31
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "request body too large"},
+    503: {"model": ErrorResponse, "description": "busy (queue full or deadline): see Retry-After"},
+}
+
+
+def negotiate(accept: str | None) -> ImageFormat:
+    """PNG when the client asks for image/png (and not for JSON first), else base64 JSON."""
+    if not accept:
+        return "base64"
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in {"image/png", "image/*"}:
+            return "png"
+        if media in {"application/json", "application/*", "*/*"}:
+            return "base64"
+    return "base64"
+
+
+@router.post(
+    "/generate",
+    response_model=GenerateResponse,
+    responses={
+        200: {
+            "content": {"image/png": {}},
+            "description": "base64 JSON, or image/png when format=png (or Accept: image/png)",
+        },
+        **ERRORS,
+    },
+    summary="Generate digit images",
+)
+async def generate(body: GenerateRequest, request: Request, services: ServicesDep) -> Response:
+    settings = services.settings
+    raise_if_any(
+        check_max(("body", "n"), body.n, settings.max_n, "GAN_MAX_N"),
+        check_max(("body", "scale"), body.scale, settings.max_scale, "GAN_MAX_SCALE"),
+    )
+    image_format = body.format or negotiate(request.headers.get("accept"))
+    if body.grid and image_format != "png":
+        raise invalid(("body", "grid"), "grid=true needs format=png", body.grid)
+    if image_format == "png" and body.n > 1 and not body.grid:
+        raise invalid(
+            ("body", "n"),
+            "format=png returns one image: use n=1, grid=true or format=base64",
+            body.n,
+        )
+    first_seed = body.seed if body.seed is not None else secrets.randbelow(RANDOM_SEED_BOUND)
+    seeds = list(range(first_seed, first_seed + body.n))
+    result = await cancel_on_disconnect(
+        request,
+        services.worker.generate(seeds, [body.digit] * body.n, settings.request_timeout_s),
+    )
+    headers = {
+        "X-Model-Version": result.version,
+        "X-Seed": str(first_seed),
+        "Cache-Control": "no-store",
+    }
+    if image_format == "png":
+        if body.grid:
+            png = await run_in_threadpool(rendering.grid_png, result, body.scale)
+        else:
+            png = await run_in_threadpool(rendering.image_png, result, 0, body.scale)
+        return Response(png, media_type="image/png", headers=headers)
+    payload = await run_in_threadpool(rendering.base64_response, result, body.scale)
+    return Response(payload.model_dump_json(), media_type="application/json", headers=headers)

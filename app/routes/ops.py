@@ -1,0 +1,59 @@
+"""Operations: liveness, readiness, service info and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.schemas import InfoResponse, Status
+from app.services import ServicesDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Status, summary="Liveness: the process answers")
+async def healthz() -> Status:
+    return Status(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Status,
+    responses={503: {"model": Status, "description": "model not loaded or not warm yet"}},
+    summary="Readiness: the model is loaded and warmed up",
+)
+async def readyz(services: ServicesDep) -> Response:
+    if services.worker.ready.is_set():
+        return JSONResponse(Status(status="ready").model_dump())
+    return JSONResponse(
+        Status(status="warming up", detail="the model is still warming up").model_dump(),
+        status_code=503,
+        headers={"Retry-After": str(services.settings.retry_after_s)},
+    )
+
+
+@router.get("/info", response_model=InfoResponse, summary="Active model version and settings")
+async def info(services: ServicesDep) -> InfoResponse:
+    settings, worker = services.settings, services.worker
+    return InfoResponse(
+        model_version=worker.version,
+        device=str(worker.device),
+        dtype=str(worker.dtype).removeprefix("torch."),
+        max_batch_images=worker.max_batch_images,
+        max_wait_ms=worker.max_wait_s * 1000,
+        max_queue_images=worker.max_queue_images,
+        max_n=settings.max_n,
+        max_scale=settings.max_scale,
+        metrics=worker.manifest_metrics,
+    )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+    summary="Prometheus metrics",
+)
+async def metrics(services: ServicesDep) -> Response:
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,12 @@
+"""Device choice shared by training and serving."""
+
+from __future__ import annotations
+
+import torch
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` means CUDA when available, else the CPU; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -1,0 +1,58 @@
+"""The model shipped in the repository's model_store: it loads, verifies, and draws the digits it
+is asked for (judged by the shipped evaluation classifier)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan.networks import NUM_CLASSES, Classifier
+from gan.sampling import from_uint8, latents_for_seeds, to_uint8
+from gan.store import LoadedGenerator, ModelStore
+from training.data import DECOMPRESSED_MD5
+
+STORE = Path(__file__).parents[1] / "model_store"
+SAMPLES_PER_DIGIT = 20
+MIN_ACCURACY = 0.9
+
+
+@pytest.fixture(scope="module")
+def shipped_store() -> ModelStore:
+    return ModelStore(STORE)
+
+
+@pytest.fixture(scope="module")
+def shipped(shipped_store: ModelStore) -> tuple[LoadedGenerator, Classifier]:
+    version = shipped_store.active_version()
+    return shipped_store.load_generator(version), shipped_store.load_classifier()
+
+
+def test_shipped_model_loads(
+    shipped_store: ModelStore, shipped: tuple[LoadedGenerator, Classifier]
+) -> None:
+    loaded, classifier = shipped
+    assert loaded.version == shipped_store.active_version()
+    assert loaded.version in [m.version for m in shipped_store.versions()]
+    assert loaded.manifest.kind == "generator"
+    assert not loaded.model.training and not classifier.training
+    # Both were trained on the full, genuine MNIST (md5 of the decompressed IDX files).
+    assert loaded.manifest.data.get("mnist_md5") == DECOMPRESSED_MD5
+    assert shipped_store.classifier_manifest().data.get("mnist_md5") == DECOMPRESSED_MD5
+
+
+@torch.inference_mode()
+def test_shipped_model_draws_the_asked_digit(shipped: tuple[LoadedGenerator, Classifier]) -> None:
+    loaded, classifier = shipped
+    seeds = list(range(SAMPLES_PER_DIGIT))
+    accuracy = {}
+    for digit in range(NUM_CLASSES):
+        z, labels = latents_for_seeds(seeds, loaded.model.config.latent_dim, [digit] * len(seeds))
+        # Judge the images as served: quantised to uint8 first.
+        images = to_uint8(loaded.model(z, labels))
+        assert images.shape == (SAMPLES_PER_DIGIT, 28, 28)
+        predicted = classifier(from_uint8(images)).argmax(1)
+        accuracy[digit] = float((predicted == digit).double().mean())
+    failing = {digit: value for digit, value in accuracy.items() if value < MIN_ACCURACY}
+    assert not failing, f"digits drawn as asked in < {MIN_ACCURACY:.0%} of cases: {accuracy}"

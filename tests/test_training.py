@@ -1,0 +1,409 @@
+"""The training loop, checkpoint/resume, the evaluation metrics and the command line, all on the
+committed MNIST subset with networks small enough to train in milliseconds per step."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TINY_GENERATOR, TINY_VERSION, tiny_generator
+from PIL import Image
+
+from gan.networks import DiscriminatorConfig
+from gan.sampling import latents_for_seeds, to_uint8
+from gan.store import (
+    ACTIVE_POINTER,
+    CLASSIFIER_DIR,
+    MANIFEST_FILE,
+    SAMPLES_FILE,
+    WEIGHTS_FILE,
+    ModelStore,
+    sha256_bytes,
+)
+from training import cli
+from training.data import Split, checksums, load_split
+from training.evaluate import diversity_ratio, frechet_distance, precision_recall
+from training.train import (
+    CHECKPOINT_FILE,
+    TrainConfig,
+    discriminator_loss,
+    generator_loss,
+    train,
+)
+
+TINY_DISCRIMINATOR = DiscriminatorConfig(channels=8)
+
+
+@pytest.fixture
+def config(tmp_path: Path, mnist_dir: Path) -> TrainConfig:
+    """Three steps of a tiny GAN on the fixture, everything written under tmp_path."""
+    return TrainConfig(
+        data_dir=str(mnist_dir),
+        store=str(tmp_path / "store"),
+        run_dir=str(tmp_path / "run"),
+        version="v",
+        steps=3,
+        batch_size=16,
+        generator=TINY_GENERATOR,
+        discriminator=TINY_DISCRIMINATOR,
+        seed=0,
+        device="cpu",
+        checkpoint_every=1000,
+        sample_every=1000,
+        log_every=1,
+    )
+
+
+def events(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def weights_of(config: TrainConfig, version: str) -> dict[str, torch.Tensor]:
+    return ModelStore(config.store).load_generator(version).model.state_dict()
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def differs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return any(not torch.equal(a[key], b[key]) for key in a)
+
+
+# ----- the training loop -----------------------------------------------------------------------
+
+
+def test_training_run_publishes_a_version(
+    config: TrainConfig, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    version = train(config, progress_mode="jsonl")
+    assert version == "v"
+    log = events(capsys.readouterr().out)
+    progress = [e for e in log if e["event"] == "progress"]
+    assert [e["step"] for e in progress] == [1, 2, 3]
+    for event in progress:
+        assert math.isfinite(event["loss_d"]) and math.isfinite(event["loss_g"])
+        assert event["loss_d"] > 0 and event["total_steps"] == 3
+    assert log[-1] == {"event": "exported", "step": 3, "version": "v"}
+
+    store = ModelStore(config.store)
+    manifest = store.manifest("v")
+    directory = store.version_dir("v")
+    assert manifest.kind == "generator"
+    assert manifest.weights_sha256 == sha256_bytes((directory / WEIGHTS_FILE).read_bytes())
+    assert manifest.data == {"mnist_md5": checksums(mnist_dir)}
+    assert len(manifest.data["mnist_md5"]) == 4
+    assert manifest.architecture == TINY_GENERATOR.to_dict()
+    assert manifest.training["steps"] == 3 and manifest.training["seed"] == 0
+    assert manifest.training["loss"] == "bce"
+    assert manifest.training["discriminator_architecture"] == {"channels": 8}
+    assert manifest.parent is None
+    with Image.open(directory / SAMPLES_FILE) as grid:
+        assert grid.size == (10 * 30 + 2, 10 * 30 + 2)
+    assert (Path(config.run_dir) / CHECKPOINT_FILE).is_file()
+    assert (Path(config.run_dir) / SAMPLES_FILE).is_file()
+    assert not [p for p in store.root.iterdir() if p.name.startswith(".tmp-")]
+
+    # The exported EMA generator loads and has moved away from its initialisation.
+    loaded = store.load_generator("v").model
+    torch.manual_seed(config.seed)
+    assert differs(loaded.state_dict(), tiny_generator(config.seed).state_dict())
+    z, labels = latents_for_seeds(list(range(10)), TINY_GENERATOR.latent_dim, list(range(10)))
+    with torch.inference_mode():
+        images = loaded(z, labels)
+    assert images.shape == (10, 1, 28, 28) and bool(images.isfinite().all())
+
+
+def test_same_seed_same_weights_other_seed_other_weights(config: TrainConfig) -> None:
+    root = Path(config.run_dir)
+    train(replace(config, version="a", run_dir=str(root / "a")))
+    train(replace(config, version="b", run_dir=str(root / "b")))
+    train(replace(config, version="c", run_dir=str(root / "c"), seed=1))
+    store = ModelStore(config.store)
+    assert store.manifest("a").weights_sha256 == store.manifest("b").weights_sha256
+    assert_same_weights(weights_of(config, "a"), weights_of(config, "b"))
+    assert store.manifest("a").weights_sha256 != store.manifest("c").weights_sha256
+    assert differs(weights_of(config, "a"), weights_of(config, "c"))
+
+
+def test_resume_from_checkpoint_matches_a_straight_run(
+    config: TrainConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(config.run_dir)
+    base = replace(config, steps=4, checkpoint_every=2)
+    train(replace(base, version="straight", run_dir=str(root / "straight")))
+
+    split_dir = root / "split"
+    train(replace(base, version="half", run_dir=str(split_dir), steps=2))
+    assert torch.load(split_dir / CHECKPOINT_FILE, weights_only=True)["step"] == 2
+    capsys.readouterr()
+    train(replace(base, version="resumed", run_dir=str(split_dir), resume=True), "jsonl")
+    steps = [e["step"] for e in events(capsys.readouterr().out) if e["event"] == "progress"]
+    assert steps == [3, 4]  # it really continued rather than starting over
+    assert torch.load(split_dir / CHECKPOINT_FILE, weights_only=True)["step"] == 4
+
+    store = ModelStore(config.store)
+    assert store.manifest("straight").weights_sha256 == store.manifest("resumed").weights_sha256
+    assert_same_weights(weights_of(config, "straight"), weights_of(config, "resumed"))
+    assert differs(weights_of(config, "straight"), weights_of(config, "half"))
+
+
+def test_resume_without_checkpoint_starts_from_scratch(config: TrainConfig) -> None:
+    root = Path(config.run_dir)
+    train(replace(config, version="fresh", run_dir=str(root / "fresh")))
+    train(replace(config, version="resume", run_dir=str(root / "empty"), resume=True))
+    store = ModelStore(config.store)
+    assert store.manifest("fresh").weights_sha256 == store.manifest("resume").weights_sha256
+
+
+@pytest.mark.parametrize("loss", ["bce", "hinge"])
+def test_both_losses_train(
+    config: TrainConfig, loss: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert loss in ("bce", "hinge")
+    train(replace(config, loss="bce" if loss == "bce" else "hinge", steps=2), "jsonl")
+    progress = [e for e in events(capsys.readouterr().out) if e["event"] == "progress"]
+    assert len(progress) == 2
+    assert all(math.isfinite(e["loss_d"]) and math.isfinite(e["loss_g"]) for e in progress)
+    # At initialisation the critic's scores are near 0: D loss is 2 log 2 (bce) or 2 (hinge).
+    assert progress[0]["loss_d"] == pytest.approx(
+        2 * math.log(2) if loss == "bce" else 2.0, abs=0.2
+    )
+    assert ModelStore(config.store).manifest("v").training["loss"] == loss
+
+
+def test_loss_functions() -> None:
+    real, fake = torch.tensor([2.0, -0.5, 0.3]), torch.tensor([-1.5, 0.7, 3.0])
+    bce = F.binary_cross_entropy_with_logits
+    expected_d = bce(real, torch.ones(3)) + bce(fake, torch.zeros(3))
+    assert torch.allclose(discriminator_loss("bce", real, fake), expected_d)
+    assert torch.allclose(generator_loss("bce", fake), bce(fake, torch.ones(3)))
+    # hinge: mean(relu(1 - real)) + mean(relu(1 + fake)); G maximises the critic's score.
+    assert float(discriminator_loss("hinge", real, fake)) == pytest.approx(
+        (0 + 1.5 + 0.7) / 3 + (0 + 1.7 + 4.0) / 3
+    )
+    assert float(generator_loss("hinge", fake)) == pytest.approx(-(-1.5 + 0.7 + 3.0) / 3)
+
+
+# ----- evaluation metrics ----------------------------------------------------------------------
+
+
+def features(count: int = 400, dim: int = 8, seed: int = 0) -> torch.Tensor:
+    return torch.randn(
+        count, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
+
+
+def test_frechet_distance() -> None:
+    a = features()
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    # A pure mean shift by s in every one of d dimensions adds exactly d * s^2.
+    assert frechet_distance(a, a + 0.5) == pytest.approx(8 * 0.25, rel=1e-6)
+    assert frechet_distance(a, a + 1.0) == pytest.approx(8 * 1.0, rel=1e-6)
+    # Symmetric, and a scaled covariance counts too: (1 - 2)^2 per unit of variance.
+    b = features(seed=1)
+    assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6)
+    centred = a - a.mean(0)
+    assert frechet_distance(centred, 2 * centred) == pytest.approx(
+        float(torch.cov(a.T).trace()), rel=1e-6
+    )
+
+
+def test_precision_recall() -> None:
+    a = features()
+    assert precision_recall(a, a) == (1.0, 1.0)
+    far = features(seed=1) + 100
+    assert precision_recall(a, far) == (0.0, 0.0)
+    # Fakes collapsed into a small region of the real support: precise but with low recall.
+    collapsed = a[:50] * 0.05
+    precision, recall = precision_recall(a, collapsed)
+    assert precision == 1.0
+    assert recall < 0.1
+
+
+def test_diversity_ratio(mnist_dir: Path) -> None:
+    real = load_split(mnist_dir, "train")
+    assert diversity_ratio(real, real) == pytest.approx(1.0, abs=0.1)
+    # One fixed image per digit: no within-digit diversity at all.
+    constant = Split(
+        real.images[real.labels.argsort()][::20].repeat_interleave(20, 0), real.labels.sort().values
+    )
+    assert torch.equal(constant.labels, torch.arange(10).repeat_interleave(20))
+    assert diversity_ratio(constant, real) == 0.0
+    dimmed = Split((real.images // 2).to(torch.uint8), real.labels)  # half the contrast
+    assert diversity_ratio(dimmed, real) == pytest.approx(0.5, abs=0.06)
+
+
+# ----- command line ----------------------------------------------------------------------------
+
+
+def test_cli_sample_png(tiny_store: ModelStore, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "grid.png"
+    cli.main(
+        ["sample", "--store", str(tiny_store.root), "--n", "12", "--seed", "5", "--out", str(out)]
+    )
+    with Image.open(out) as png:
+        assert png.size == (10 * 30 + 2, 2 * 30 + 2)
+        text = dict(png.text)  # type: ignore[attr-defined]
+    assert text["model_version"] == TINY_VERSION and text["seed"] == "5"
+    assert text["Software"] == "mnist-digit-gan"
+
+
+def test_cli_sample_npz(tiny_store: ModelStore, tmp_path: Path) -> None:
+    out = tmp_path / "digits.npz"
+    root = str(tiny_store.root)
+    cli.main(
+        [
+            "sample",
+            "--store",
+            root,
+            "--version",
+            "tiny",
+            "--digit",
+            "7",
+            "--n",
+            "6",
+            "--out",
+            str(out),
+        ]
+    )
+    with np.load(out) as archive:
+        images, labels, seeds = archive["images"], archive["labels"], archive["seeds"]
+        assert str(archive["version"]) == TINY_VERSION
+    assert images.shape == (6, 28, 28) and images.dtype == np.uint8
+    assert labels.tolist() == [7] * 6 and seeds.tolist() == list(range(6))
+    # The archive holds exactly what the stored generator makes from those seeds.
+    z, want = latents_for_seeds(list(range(6)), TINY_GENERATOR.latent_dim, [7] * 6)
+    with torch.inference_mode():
+        expected = to_uint8(tiny_store.load_generator(TINY_VERSION).model(z, want)).numpy()
+    assert np.array_equal(images, expected)
+
+    # No --digit: each seed picks its own digit, as latents_for_seeds does.
+    cli.main(["sample", "--store", root, "--n", "30", "--seed", "100", "--out", str(out)])
+    with np.load(out) as archive:
+        labels = archive["labels"]
+        assert archive["images"].shape == (30, 28, 28)
+    _, drawn = latents_for_seeds(list(range(100, 130)), TINY_GENERATOR.latent_dim, [None] * 30)
+    assert labels.tolist() == drawn.tolist()
+    assert len(set(labels.tolist())) > 3
+
+
+def test_cli_sample_errors(tiny_store: ModelStore, tmp_path: Path) -> None:
+    root = str(tiny_store.root)
+    with pytest.raises(SystemExit, match=r"\.png or \.npz"):
+        cli.main(["sample", "--store", root, "--out", str(tmp_path / "x.jpg")])
+    with pytest.raises(SystemExit, match=r"error: .*'nope' not found"):
+        cli.main(["sample", "--store", root, "--version", "nope", "--out", str(tmp_path / "x.png")])
+    with pytest.raises(SystemExit, match="error: invalid version name"):
+        cli.main(["sample", "--store", root, "--version", "../x", "--out", str(tmp_path / "x.png")])
+    assert not list(tmp_path.glob("x.*"))
+
+
+def test_cli_train_classifier_then_evaluate(
+    tiny_store: ModelStore, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, data = str(tiny_store.root), str(mnist_dir)
+    with pytest.raises(SystemExit, match="error: no classifier"):
+        cli.main(
+            ["evaluate", TINY_VERSION, "--store", root, "--data-dir", data, "--per-digit", "10"]
+        )
+    capsys.readouterr()
+
+    cli.main(
+        ["train-classifier", "--store", root, "--data-dir", data, "--epochs", "1",
+         "--limit-samples", "128"]
+    )  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"test_accuracy"} and 0.0 <= printed["test_accuracy"] <= 1.0
+    classifier = tiny_store.classifier_manifest()
+    assert classifier.metrics == printed
+    assert classifier.data == {"mnist_md5": checksums(mnist_dir)}
+    assert classifier.training["epochs"] == 1
+    tiny_store.load_classifier()
+
+    cli.main(
+        ["evaluate", TINY_VERSION, "--store", root, "--data-dir", data, "--per-digit", "10",
+         "--json"]
+    )  # fmt: skip
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics == tiny_store.manifest(TINY_VERSION).metrics
+    assert {"conditional_accuracy", "fid", "precision", "recall", "diversity"} <= set(metrics)
+    assert metrics["samples"] == 100
+    assert metrics["classifier_sha256"] == classifier.weights_sha256
+    for key in ("conditional_accuracy", "precision", "recall"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    for key in ("fid", "fid_real_floor", "diversity"):
+        assert math.isfinite(metrics[key]) and metrics[key] >= 0.0, key
+    # A random generator is far further from real digits than real digits are from each other.
+    assert metrics["fid"] > metrics["fid_real_floor"]
+    # Evaluating must not alter the weights it evaluated.
+    tiny_store.load_generator(TINY_VERSION)
+
+    # Without --json: a human-readable table, and the manifest is updated again.
+    cli.main(["evaluate", TINY_VERSION, "--store", root, "--data-dir", data, "--per-digit", "10"])
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["metric", "value"]
+    assert "conditional_accuracy" in table and "fid_real_floor" in table
+
+
+def test_cli_train_evaluate_activate(
+    tmp_path: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, data = tmp_path / "store", str(mnist_dir)
+    cli.main(
+        ["train-classifier", "--store", str(store), "--data-dir", data, "--epochs", "1",
+         "--limit-samples", "64"]
+    )  # fmt: skip
+    args = [
+        "train", "--store", str(store), "--data-dir", data, "--run-dir", str(tmp_path / "run"),
+        "--version", "cli", "--parent", "tiny", "--steps", "2", "--batch-size", "16",
+        "--latent-dim", "8", "--embed-dim", "4", "--g-channels", "8", "--d-channels", "8",
+        "--loss", "hinge", "--device", "cpu", "--progress", "jsonl", "--log-every", "1",
+        "--evaluate", "--eval-per-digit", "10", "--activate",
+    ]  # fmt: skip
+    capsys.readouterr()
+    cli.main(args)
+    log = events(capsys.readouterr().out)
+    assert [e["step"] for e in log if e["event"] == "progress"] == [1, 2]
+    assert log[-1] == {"event": "done", "version": "cli"}
+    models = ModelStore(store)
+    assert models.active_version() == "cli"
+    assert (store / ACTIVE_POINTER).read_text() == "cli\n"
+    manifest = models.manifest("cli")
+    assert manifest.parent == "tiny"
+    assert manifest.architecture == TINY_GENERATOR.to_dict()
+    assert manifest.training["loss"] == "hinge" and manifest.training["batch_size"] == 16
+    assert manifest.metrics["samples"] == 100
+    assert (store / "cli" / MANIFEST_FILE).is_file() and (store / CLASSIFIER_DIR).is_dir()
+
+    # A missing data directory is a clean error, not a traceback.
+    with pytest.raises(SystemExit, match=r"error: .*file missing"):
+        cli.main([*args[:4], str(tmp_path / "nowhere"), *args[5:]])
+
+
+def test_cli_activate(tiny_store: ModelStore, capsys: pytest.CaptureFixture[str]) -> None:
+    root = str(tiny_store.root)
+    with pytest.raises(SystemExit, match=r"error: .*not found"):
+        cli.main(["activate", "--store", root, "other"])
+    assert tiny_store.active_version() == TINY_VERSION
+    cli.main(["activate", "--store", root, TINY_VERSION])
+    assert capsys.readouterr().out.strip() == f"active version: {TINY_VERSION}"
+
+
+def test_png_samples_are_decodable(tiny_store: ModelStore, tmp_path: Path) -> None:
+    out = tmp_path / "one.png"
+    cli.main(
+        ["sample", "--store", str(tiny_store.root), "--n", "1", "--digit", "0", "--out", str(out)]
+    )
+    pixels = np.asarray(Image.open(io.BytesIO(out.read_bytes())))
+    assert pixels.shape == (32, 32) and pixels.dtype == np.uint8
