@@ -50,3 +50,37 @@ class Settings(BaseSettings):
     # Administration
     admin_token: SecretStr | None = Field(None, description="bearer token of admin endpoints")
     admin_token_file: Path | None = Field(None, description="file holding the admin token")
+
+    # Model registry and retraining jobs
+    reload_interval_s: float = Field(
+        5.0, ge=0, description="how often to follow the store's ACTIVE pointer; 0 = never"
+    )
+    state_dir: Path = Field(Path("var"), description="jobs database and job run directories")
+    data_dir: Path | None = Field(None, description="MNIST IDX directory used by retraining jobs")
+    training_command: list[str] = Field(
+        default_factory=lambda: ["{python}", "-m", "training"],
+        description='argv that starts the training CLI; e.g. ["torchrun", '
+        '"--nproc_per_node=4", "-m", "training"] for several GPUs',
+    )
+    max_job_steps: int = Field(100_000, ge=1, description="largest steps of a retraining job")
+    job_cancel_grace_s: float = Field(10.0, ge=0, description="SIGTERM-to-SIGKILL wait on cancel")
+    promotion: Literal["manual", "auto"] = Field(
+        "manual", description="auto: activate a new version that passes the gates"
+    )
+    gate_min_conditional_accuracy: float = Field(0.95, ge=0, le=1)
+    gate_min_recall: float = Field(0.5, ge=0, le=1)
+    gate_max_fid_ratio: float = Field(
+        1.1, gt=0, description="auto promotion: new FID at most this times the active one's"
+    )
+    gate_tolerance: float = Field(
+        0.005, ge=0, description="auto: accuracy and recall may fall this much below the active"
+    )
+
+    def resolved_admin_token(self) -> str | None:
+        """The admin token from GAN_ADMIN_TOKEN or the file GAN_ADMIN_TOKEN_FILE, if any."""
+        if self.admin_token is not None and self.admin_token.get_secret_value():
+            return self.admin_token.get_secret_value()
+        if self.admin_token_file is not None:
+            token = self.admin_token_file.read_text().strip()
+            return token or None
+        return None

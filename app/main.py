@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,18 +15,39 @@ from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.errors import ServiceError
+from app.jobdb import JobDatabase
+from app.jobs import IdempotencyConflictError, JobConflictError, JobManager, JobStateError
 from app.logs import configure_logging
 from app.metrics import ServiceMetrics
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from app.routes import digits, generate, ops
+from app.registry import ModelRegistry
+from app.routes import digits, generate, jobs, models, ops
 from app.services import Services
 from app.worker import InferenceWorker
 from gan.device import pick_device
-from gan.store import LoadedGenerator, ModelStore, StoreError
+from gan.store import (
+    IntegrityError,
+    InvalidVersionName,
+    LoadedGenerator,
+    ModelStore,
+    StoreError,
+    VersionExists,
+    VersionNotFound,
+)
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+# Domain exceptions that are the client's business, and the status each becomes.
+CLIENT_ERRORS: dict[type[Exception], int] = {
+    VersionNotFound: 404,
+    InvalidVersionName: 422,
+    IntegrityError: 409,
+    VersionExists: 409,
+    JobConflictError: 409,
+    IdempotencyConflictError: 409,
+    JobStateError: 409,
+}
 
 
 def load_active(store: ModelStore, device: torch.device) -> LoadedGenerator:
@@ -59,12 +81,27 @@ def create_app(
             dtype=DTYPES[settings.dtype],
         )
         worker.start()  # warms up in its own thread; /readyz turns 200 when done
-        app.state.services = Services(settings, store, worker, metrics)
+        registry = ModelRegistry(store, worker, device)
+        job_db = JobDatabase(settings.state_dir / "jobs.sqlite3")
+        job_manager = JobManager(job_db, settings, registry)
+        job_manager.recover()
+        app.state.services = Services(
+            settings, store, worker, metrics, registry, job_manager, settings.resolved_admin_token()
+        )
+        follower = (
+            asyncio.create_task(registry.follow_active_pointer(settings.reload_interval_s))
+            if settings.reload_interval_s > 0
+            else None
+        )
         log.info("serving", extra={"model_version": generator.version, "device": str(device)})
         try:
             yield
         finally:
+            if follower is not None:
+                follower.cancel()
+            await job_manager.shutdown()
             await run_in_threadpool(worker.stop, settings.graceful_shutdown_s)
+            job_db.close()
 
     app = FastAPI(
         title="MNIST digit GAN",
@@ -74,6 +111,8 @@ def create_app(
     )
     app.include_router(generate.router)
     app.include_router(digits.router)
+    app.include_router(jobs.router)
+    app.include_router(models.router)
     app.include_router(ops.router)
 
     @app.exception_handler(ServiceError)
@@ -81,9 +120,16 @@ def create_app(
         headers = {"Retry-After": str(settings.retry_after_s)} if error.status_code == 503 else None
         return JSONResponse({"detail": str(error)}, status_code=error.status_code, headers=headers)
 
+    async def client_error(_: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=CLIENT_ERRORS[type(error)])
+
+    for error_type in CLIENT_ERRORS:
+        app.add_exception_handler(error_type, client_error)
+
     @app.exception_handler(StoreError)
     async def store_error(_: Request, error: StoreError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=404)
+        log.error("model store error: %s", error)
+        return JSONResponse({"detail": f"model store error: {error}"}, status_code=500)
 
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(

@@ -4,7 +4,7 @@ through ``Depends``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -13,6 +13,10 @@ from app.metrics import ServiceMetrics
 from app.worker import InferenceWorker
 from gan.store import ModelStore
 
+if TYPE_CHECKING:
+    from app.jobs import JobManager
+    from app.registry import ModelRegistry
+
 
 @dataclass
 class Services:
@@ -20,6 +24,9 @@ class Services:
     store: ModelStore
     worker: InferenceWorker
     metrics: ServiceMetrics
+    registry: ModelRegistry
+    jobs: JobManager
+    admin_token: str | None
 
 
 def get_services(request: Request) -> Services:

@@ -1,0 +1,155 @@
+"""Retraining jobs: start (admin), watch (JSON, SSE, sample grid), cancel (admin)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Path, Response
+from fastapi.responses import FileResponse, StreamingResponse
+
+from app.auth import AdminDep
+from app.jobdb import TERMINAL_STATES, JobRecord
+from app.limits import check_max, raise_if_any
+from app.schemas import ErrorResponse, JobParams, JobResponse
+from app.services import Services, ServicesDep
+from gan.store import SAMPLES_FILE
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id")]
+KEEPALIVE_S = 15.0
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "missing or wrong admin token"},
+    403: {"model": ErrorResponse, "description": "admin endpoints disabled (no token configured)"},
+}
+
+
+def to_response(job: JobRecord) -> JobResponse:
+    base = f"/jobs/{job.id}"
+    return JobResponse(
+        **job.model_dump(exclude={"idempotency_key", "pid"}),
+        links={"self": base, "events": f"{base}/events", "samples": f"{base}/samples.png"},
+    )
+
+
+def get_job(services: Services, job_id: str) -> JobRecord:
+    job = services.jobs.db.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"job {job_id} not found")
+    return job
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobResponse,
+    dependencies=[AdminDep],
+    responses={
+        409: {"model": ErrorResponse, "description": "a job is already running"},
+        **AUTH_ERRORS,
+    },
+    summary="Start a retraining job",
+)
+async def start_job(
+    params: JobParams,
+    response: Response,
+    services: ServicesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(pattern=r"^[A-Za-z0-9._:-]{1,128}$", description="makes retries safe"),
+    ] = None,
+) -> JobResponse:
+    raise_if_any(
+        check_max(
+            ("body", "steps"), params.steps, services.settings.max_job_steps, "GAN_MAX_JOB_STEPS"
+        )
+    )
+    job, _ = await services.jobs.submit(params.model_dump(), idempotency_key)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return to_response(job)
+
+
+@router.get("", response_model=list[JobResponse], summary="List jobs, newest first")
+async def list_jobs(services: ServicesDep) -> list[JobResponse]:
+    return [to_response(job) for job in services.jobs.db.recent()]
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobResponse,
+    responses={404: {"model": ErrorResponse}},
+    summary="One job's state and progress",
+)
+async def job_status(job_id: JobId, services: ServicesDep) -> JobResponse:
+    return to_response(get_job(services, job_id))
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "progress as Server-Sent Events",
+        },
+        404: {"model": ErrorResponse},
+    },
+    summary="Live progress (Server-Sent Events)",
+)
+async def job_events(
+    job_id: JobId,
+    services: ServicesDep,
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+) -> StreamingResponse:
+    get_job(services, job_id)
+    manager = services.jobs
+
+    async def stream() -> AsyncIterator[str]:
+        seen = last_event_id or 0
+        while True:
+            generation = manager.generation  # read first: nothing recorded after it is missed
+            for seq, event in manager.db.events_after(job_id, seen):
+                seen = seq
+                yield f"id: {seq}\nevent: {event['event']}\ndata: {json.dumps(event)}\n\n"
+            job = manager.db.get(job_id)
+            if job is None or (
+                job.state in TERMINAL_STATES and not manager.db.events_after(job_id, seen)
+            ):
+                return
+            if await manager.wait_for_events(generation, KEEPALIVE_S) == generation:
+                yield ": keep-alive\n\n"
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get(
+    "/{job_id}/samples.png",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorResponse}},
+    summary="The job's latest sample grid (rows are digits 0-9)",
+)
+async def job_samples(job_id: JobId, services: ServicesDep) -> FileResponse:
+    get_job(services, job_id)
+    path = services.jobs.run_dir(job_id) / SAMPLES_FILE
+    if not path.is_file():
+        raise HTTPException(404, f"job {job_id} has no sample grid yet")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobResponse,
+    dependencies=[AdminDep],
+    responses={
+        404: {"model": ErrorResponse},
+        409: {"model": ErrorResponse, "description": "the job is not running"},
+        **AUTH_ERRORS,
+    },
+    summary="Cancel a running job",
+)
+async def cancel_job(job_id: JobId, services: ServicesDep) -> JobResponse:
+    get_job(services, job_id)
+    return to_response(await services.jobs.cancel(job_id))

@@ -1,0 +1,67 @@
+"""The model registry: list versions and activate one (admin). Rolling back is activating the
+previous version."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import FileResponse
+
+from app.auth import AdminDep
+from app.routes.jobs import AUTH_ERRORS
+from app.schemas import ErrorResponse, ModelVersion
+from app.services import ServicesDep
+from gan.store import SAMPLES_FILE, VERSION_PATTERN, Manifest, VersionNotFound
+
+router = APIRouter(prefix="/models", tags=["models"])
+Version = Annotated[str, Path(pattern=VERSION_PATTERN.pattern, description="model version")]
+
+
+def describe(manifest: Manifest, active: str) -> ModelVersion:
+    return ModelVersion(
+        version=manifest.version,
+        active=manifest.version == active,
+        created_at=manifest.created_at,
+        parent=manifest.parent,
+        architecture=manifest.architecture,
+        metrics=manifest.metrics,
+        weights_sha256=manifest.weights_sha256,
+        training=manifest.training,
+        samples_url=f"/models/{manifest.version}/samples.png",
+    )
+
+
+@router.get("", response_model=list[ModelVersion], summary="All versions; the served one is active")
+async def list_models(services: ServicesDep) -> list[ModelVersion]:
+    active = services.worker.version
+    return [describe(manifest, active) for manifest in services.registry.versions()]
+
+
+@router.get(
+    "/{version}/samples.png",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorResponse}},
+    summary="A version's sample grid",
+)
+async def model_samples(version: Version, services: ServicesDep) -> FileResponse:
+    path = services.store.version_dir(version) / SAMPLES_FILE
+    if not path.is_file():
+        raise VersionNotFound(f"model version {version!r} has no sample grid")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.post(
+    "/{version}/activate",
+    response_model=ModelVersion,
+    dependencies=[AdminDep],
+    responses={
+        404: {"model": ErrorResponse, "description": "no such version"},
+        409: {"model": ErrorResponse, "description": "the version failed verification or loading"},
+        **AUTH_ERRORS,
+    },
+    summary="Serve this version (hot swap, no downtime)",
+)
+async def activate(version: Version, services: ServicesDep) -> ModelVersion:
+    manifest = await services.registry.activate(version)
+    return describe(manifest, services.worker.version)
