@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 
+from app.config import Settings
+
 
 def check_max(
     location: tuple[str, ...], value: int, limit: int, setting: str
@@ -32,3 +34,38 @@ def invalid(location: tuple[str, ...], message: str, value: Any) -> RequestValid
     return RequestValidationError(
         [{"type": "value_error", "loc": location, "msg": message, "input": value}]
     )
+
+
+# Configurable limits as (component schema, property) and (path, method, query parameter), with
+# the setting that sets each one.
+_BODY_LIMITS = {
+    ("GenerateRequest", "n"): "max_n",
+    ("GenerateRequest", "scale"): "max_scale",
+    ("JobParams", "steps"): "max_job_steps",
+}
+_QUERY_LIMITS = {("/digits/{digit}.png", "get", "scale"): "max_scale"}
+
+
+def document_limits(openapi: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Lower each ``maximum`` in an OpenAPI document to the configured limit (in place;
+    idempotent), so the schema promises what this server accepts instead of the hard ceilings
+    of ``app.schemas``. Schema-driven clients and tests then never send a schema-valid 422."""
+    components = openapi.get("components", {}).get("schemas", {})
+    for (model, name), setting in _BODY_LIMITS.items():
+        prop = components.get(model, {}).get("properties", {}).get(name)
+        _lower_maximum(prop, getattr(settings, setting))
+    for (path, method, name), setting in _QUERY_LIMITS.items():
+        operation = openapi.get("paths", {}).get(path, {}).get(method, {})
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "query" and parameter.get("name") == name:
+                _lower_maximum(parameter.get("schema"), getattr(settings, setting))
+    return openapi
+
+
+def _lower_maximum(schema: dict[str, Any] | None, limit: int) -> None:
+    if schema is None:
+        return
+    # FastAPI writes an optional value as anyOf [{...}, {"type": "null"}]: lower every branch.
+    for branch in [schema, *schema.get("anyOf", [])]:
+        if "maximum" in branch:
+            branch["maximum"] = min(branch["maximum"], limit)

@@ -1,7 +1,9 @@
-"""Pure ASGI middleware: request ids, access logs and HTTP metrics; the request body size limit."""
+"""Pure ASGI middleware: request ids, access logs and HTTP metrics; the request body size limit;
+complete ``Allow`` headers on 405."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -96,3 +98,52 @@ class BodySizeLimitMiddleware:
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         await JSONResponse({"detail": self._message()}, status_code=413)(scope, receive, send)
+
+
+class AllowHeaderMiddleware:
+    """Makes a 405's ``Allow`` list every method of the path, not only those of the one route
+    that answered: Starlette answers from a single route, so a path served by two routes (GET and
+    POST ``/jobs``) would otherwise advertise only one of its methods (RFC 9110, 15.5.6). The
+    methods come from the app's OpenAPI document, plus whatever the route already listed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                headers = MutableHeaders(scope=message)
+                methods = {m.strip() for m in headers.get("allow", "").split(",") if m.strip()}
+                methods |= _documented_methods(scope)
+                if methods:
+                    headers["Allow"] = ", ".join(sorted(methods))
+            await send(message)
+
+        await self.app(scope, receive, send_with_allow)
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _documented_methods(scope: Scope) -> set[str]:
+    openapi = getattr(scope.get("app"), "openapi", None)
+    if openapi is None:
+        return set()
+    methods: set[str] = set()
+    for template, operations in openapi().get("paths", {}).items():
+        if _template_pattern(template).fullmatch(scope["path"]):
+            methods |= {method.upper() for method in operations if method in _HTTP_METHODS}
+    return methods
+
+
+@functools.lru_cache(maxsize=256)
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """``/jobs/{job_id}/events`` -> a pattern matching one path segment per parameter."""
+    parts = re.split(r"(\{[^/{}]+\})", template)
+    return re.compile(
+        "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+    )

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic_core import PydanticCustomError
 
 from gan.sampling import MAX_SEED
 
 HARD_MAX_N = 4096
 HARD_MAX_SCALE = 64
-# seed + n - 1 must stay a valid seed, so seeds leave room for the largest batch.
-MAX_REQUEST_SEED = MAX_SEED - HARD_MAX_N
+# Seeds travel as JSON numbers, so they stay JSON-safe integers (exact as IEEE doubles, e.g. in
+# JavaScript and JSON Schema validators); seed + n - 1 must stay valid too, hence the room left
+# for the largest batch.
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_REQUEST_SEED = min(MAX_SEED, MAX_SAFE_INTEGER) - HARD_MAX_N
 
 ImageFormat = Literal["png", "base64"]
 
@@ -28,7 +32,26 @@ class GenerateRequest(BaseModel):
                 {"digit": 7, "n": 1, "seed": 42, "format": "png", "scale": 4},
                 {"n": 16, "seed": 0, "format": "png", "grid": True},
                 {"digit": 3, "n": 4, "format": "base64"},
-            ]
+            ],
+            # The combinations the route rejects (422), so the schema admits only what it serves.
+            "allOf": [
+                {  # format=png with n > 1 needs grid=true
+                    "not": {
+                        "required": ["format", "n"],
+                        "properties": {
+                            "format": {"const": "png"},
+                            "n": {"minimum": 2},
+                            "grid": {"const": False},
+                        },
+                    }
+                },
+                {  # grid=true is a PNG
+                    "not": {
+                        "required": ["format", "grid"],
+                        "properties": {"format": {"const": "base64"}, "grid": {"const": True}},
+                    }
+                },
+            ],
         },
     )
 
@@ -43,12 +66,25 @@ class GenerateRequest(BaseModel):
         description="image i uses seed+i, so each image is reproducible alone; omit for random",
     )
     format: ImageFormat | None = Field(
-        None, description="png or base64 (JSON); omitted: PNG if Accept asks for image/png"
+        None,
+        description="png or base64 (JSON); omitted: PNG if grid=true or Accept asks for "
+        "image/png, else base64",
     )
-    grid: bool = Field(False, description="png only: tile all n images into one PNG")
+    grid: StrictBool = Field(
+        False, description="tile all n images into one PNG (format png, or format omitted)"
+    )
     scale: int = Field(
         1, ge=1, le=HARD_MAX_SCALE, description="nearest-neighbour upscale (limit: GAN_MAX_SCALE)"
     )
+
+    @field_validator("digit", "n", "seed", "scale", mode="before")
+    @classmethod
+    def _json_integer(cls, value: object) -> object:
+        """Integers as JSON Schema means them: 3 and 3.0 pass, "3" and true do not (pydantic's
+        lax mode would coerce those, its strict mode would refuse 3.0)."""
+        if isinstance(value, str | bool):
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        return value
 
 
 class GeneratedImage(BaseModel):

@@ -69,7 +69,7 @@ class Manifest(BaseModel):
     kind: Literal["generator", "classifier"]
     version: str
     architecture: dict[str, Any] = Field(default_factory=dict)
-    weights_file: str
+    weights_file: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a name, never a path
     weights_sha256: str
     training: dict[str, Any] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,16 @@ from gan.networks import NUM_CLASSES, DiscriminatorConfig, GeneratorConfig
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import ModelStore, StoreError
 from training.data import DATA_DIR_ENV, DataError, download, load_split
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--limit-samples", type=int, default=None, help=argparse.SUPPRESS)
     train.add_argument("--activate", action="store_true", help="make the new version active")
     train.add_argument("--evaluate", action="store_true", help="evaluate the new version")
-    train.add_argument("--eval-per-digit", type=int, default=1000)
+    train.add_argument("--eval-per-digit", type=_at_least(2), default=1000)
     train.add_argument(
         "--progress",
         choices=["auto", "bar", "jsonl", "none"],
@@ -74,14 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(evaluate)
     evaluate.add_argument("version")
-    evaluate.add_argument("--per-digit", type=int, default=1000)
+    evaluate.add_argument("--per-digit", type=_at_least(2), default=1000)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
     sample = commands.add_parser("sample", help="write samples as a PNG grid or .npz archive")
     sample.add_argument("--store", default="model_store")
     sample.add_argument("--version", default=None, help="default: the active version")
     sample.add_argument("--digit", type=int, choices=range(NUM_CLASSES), default=None)
-    sample.add_argument("--n", type=int, default=10)
+    sample.add_argument("--n", type=_at_least(1), default=10)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npz")
 

@@ -17,6 +17,10 @@ from app.services import ServicesDep
 router = APIRouter(tags=["generate"])
 
 RANDOM_SEED_BOUND = 2**31
+# FastAPI answers a body that is not UTF-8 with 400 (bad JSON syntax is a 422).
+UNREADABLE_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "request body is not UTF-8 text"}
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "request body too large"},
     503: {"model": ErrorResponse, "description": "busy (queue full or deadline): see Retry-After"},
@@ -42,8 +46,10 @@ def negotiate(accept: str | None) -> ImageFormat:
     responses={
         200: {
             "content": {"image/png": {}},
-            "description": "base64 JSON, or image/png when format=png (or Accept: image/png)",
+            "description": "base64 JSON, or image/png when format=png, grid=true or "
+            "Accept: image/png",
         },
+        **UNREADABLE_BODY,
         **ERRORS,
     },
     summary="Generate digit images",
@@ -54,9 +60,10 @@ async def generate(body: GenerateRequest, request: Request, services: ServicesDe
         check_max(("body", "n"), body.n, settings.max_n, "GAN_MAX_N"),
         check_max(("body", "scale"), body.scale, settings.max_scale, "GAN_MAX_SCALE"),
     )
-    image_format = body.format or negotiate(request.headers.get("accept"))
+    # A grid is only ever a PNG, so it needs no Accept header to say so.
+    image_format = body.format or ("png" if body.grid else negotiate(request.headers.get("accept")))
     if body.grid and image_format != "png":
-        raise invalid(("body", "grid"), "grid=true needs format=png", body.grid)
+        raise invalid(("body", "grid"), "grid=true makes one PNG: use format=png", body.grid)
     if image_format == "png" and body.n > 1 and not body.grid:
         raise invalid(
             ("body", "n"),

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from app.auth import AdminDep
 from app.jobdb import TERMINAL_STATES, JobRecord
 from app.limits import check_max, raise_if_any
+from app.routes.generate import UNREADABLE_BODY
 from app.schemas import ErrorResponse, JobParams, JobResponse
 from app.services import Services, ServicesDep
 from gan.store import SAMPLES_FILE
@@ -47,6 +48,7 @@ def get_job(services: Services, job_id: str) -> JobRecord:
     dependencies=[AdminDep],
     responses={
         409: {"model": ErrorResponse, "description": "a job is already running"},
+        **UNREADABLE_BODY,
         **AUTH_ERRORS,
     },
     summary="Start a retraining job",
@@ -100,7 +102,7 @@ async def job_status(job_id: JobId, services: ServicesDep) -> JobResponse:
 async def job_events(
     job_id: JobId,
     services: ServicesDep,
-    last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+    last_event_id: Annotated[int, Header(ge=0, le=2**62)] = 0,  # an int in the schema, never null
 ) -> StreamingResponse:
     get_job(services, job_id)
     manager = services.jobs
