@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import torch
 from fastapi import FastAPI, Request
@@ -17,9 +18,14 @@ from app.config import Settings
 from app.errors import ServiceError
 from app.jobdb import JobDatabase
 from app.jobs import IdempotencyConflictError, JobConflictError, JobManager, JobStateError
+from app.limits import document_limits
 from app.logs import configure_logging
 from app.metrics import ServiceMetrics
-from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.middleware import (
+    AllowHeaderMiddleware,
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+)
 from app.registry import ModelRegistry
 from app.routes import digits, generate, jobs, models, ops
 from app.services import Services
@@ -131,6 +137,15 @@ def create_app(
         log.error("model store error: %s", error)
         return JSONResponse({"detail": f"model store error: {error}"}, status_code=500)
 
+    default_openapi = app.openapi
+
+    def openapi_with_limits() -> dict[str, Any]:
+        # The schema promises this server's configured limits, not the hard ceilings.
+        return document_limits(default_openapi(), settings)
+
+    app.openapi = openapi_with_limits  # type: ignore[method-assign]
+
+    app.add_middleware(AllowHeaderMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,

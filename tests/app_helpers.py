@@ -42,7 +42,7 @@ def app_settings(store_root: Path, **overrides: Any) -> Settings:
         "reload_interval_s": 0,  # no ACTIVE-pointer follower task
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def wait_ready(client: TestClient, timeout_s: float = 10.0) -> None:

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 import schemathesis
+from app_helpers import app_settings, preserved_process_state
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
-from app.config import Settings
 from app.main import create_app
-from app_helpers import app_settings, preserved_process_state
 from gan.store import ModelStore
 
 # Small configured limits keep every generated request cheap; an admin token is set so the admin
@@ -22,13 +21,7 @@ LIMITS: dict[str, Any] = {"max_n": 8, "max_scale": 4, "admin_token": "schema-tes
 
 
 def make_app(store_root: Path) -> FastAPI:
-    app = create_app(app_settings(store_root, **LIMITS))
-    from app.limits import document_limits  # TRIAL SHIM
-    base = app.openapi
-    from app.middleware import AllowHeaderMiddleware
-    app.add_middleware(AllowHeaderMiddleware)
-    app.openapi = lambda: document_limits(base(), app_settings(store_root, **LIMITS))  # type: ignore[method-assign]
-    return app
+    return create_app(app_settings(store_root, **LIMITS))
 
 
 # The schema depends on the settings but not on the store, so it is read from an app that is

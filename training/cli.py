@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--beta1", type=float, default=0.5)
     train.add_argument("--beta2", type=float, default=0.999)
     train.add_argument("--ema-decay", type=float, default=0.999)
+    train.add_argument(
+        "--mode-seeking", type=float, default=0.0, help="weight of the mode-seeking regulariser"
+    )
     train.add_argument("--latent-dim", type=int, default=GeneratorConfig.latent_dim)
     train.add_argument("--embed-dim", type=int, default=GeneratorConfig.embed_dim)
     train.add_argument("--g-channels", type=int, default=GeneratorConfig.channels)
@@ -125,6 +128,7 @@ def run_train(args: argparse.Namespace) -> None:
         beta1=args.beta1,
         beta2=args.beta2,
         ema_decay=args.ema_decay,
+        mode_seeking=args.mode_seeking,
         generator=GeneratorConfig(args.latent_dim, args.embed_dim, args.g_channels),
         discriminator=DiscriminatorConfig(args.d_channels),
         seed=args.seed,

@@ -48,6 +48,9 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     ema_decay: float = 0.999
+    # Mode-seeking regulariser (Mao et al., 2019): rewards G for mapping different z of one digit
+    # to different images, the cure for the conditional GAN's one-prototype-per-digit collapse.
+    mode_seeking: float = 0.0
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     seed: int = 0
@@ -69,6 +72,13 @@ def discriminator_loss(loss: Loss, real: torch.Tensor, fake: torch.Tensor) -> to
 def generator_loss(loss: Loss, fake: torch.Tensor) -> torch.Tensor:
     # Non-saturating form: maximise log D(G(z)) rather than minimise log(1 - D(G(z))).
     return -fake.mean() if loss == "hinge" else F.softplus(-fake).mean()
+
+
+def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:
+    """1 / (|G(z1) - G(z2)| / |z1 - z2|) over pairs of the same digit: small when G spreads out."""
+    image_gap = (fake[:half] - fake[half : 2 * half]).abs().mean()
+    latent_gap = (z[:half] - z[half : 2 * half]).abs().mean()
+    return 1.0 / (image_gap / latent_gap + 1e-5)
 
 
 def sample_grid(generator: nn.Module, latent_dim: int, device: torch.device) -> bytes:
@@ -171,7 +181,10 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
         real = from_uint8(images[index]).contiguous(memory_format=memory_format)
         real_labels = labels[index]
         z = torch.randn(len(index), config.generator.latent_dim).to(device)
-        fake_labels = torch.randint(NUM_CLASSES, (len(index),)).to(device)
+        # Labels come in two identical halves, so fake[i] and fake[i + half] share a digit.
+        half = len(index) // 2
+        fake_labels = torch.randint(NUM_CLASSES, (len(index) - half,)).repeat(2)[: len(index)]
+        fake_labels = fake_labels.to(device)
 
         with autocast:
             fake = g_train(z, fake_labels)
@@ -184,6 +197,8 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
 
         with autocast:
             loss_g = generator_loss(config.loss, d_train(fake, fake_labels))
+            if config.mode_seeking > 0 and half > 0:
+                loss_g = loss_g + config.mode_seeking * mode_seeking_penalty(fake, z, half)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

@@ -1,0 +1,264 @@
+"""In-process generator throughput: how many images per second the bare model can draw.
+
+For each batch size it times, separately:
+
+* ``forward``: the model's forward pass alone on ready-made latents (``torch.inference_mode``);
+* ``latents``: ``gan.sampling.latents_for_seeds``, which the service runs for every request;
+* ``end-to-end``: latents + forward + ``to_uint8`` -- exactly what the inference worker does for
+  one batch (``app.worker.InferenceWorker._forward``), so it is the serving ceiling.
+
+Examples::
+
+    python benchmarks/generator_speed.py                       # active version of ./model_store
+    python benchmarks/generator_speed.py --random-init --quick # no trained model needed
+    python benchmarks/generator_speed.py --device cuda --dtype bfloat16 --json
+
+``serving.py`` imports :func:`prepare_model` and :func:`measure_batch` from here, so both
+benchmarks time the generator the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from gan.networks import Generator, GeneratorConfig
+from gan.sampling import latents_for_seeds, to_uint8
+from gan.store import ModelStore, VersionNotFound
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DEFAULT_BATCHES = (1, 16, 64, 256)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch: int
+    forward_ms: float  # one forward pass of the whole batch
+    forward_images_per_s: float
+    latents_ms: float  # latents_for_seeds for the whole batch
+    latents_images_per_s: float
+    end_to_end_ms: float  # latents + forward + to_uint8
+    end_to_end_images_per_s: float
+
+
+@dataclass(frozen=True)
+class ModelUnderTest:
+    label: str  # the store version, or "random-init"
+    model: Generator
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def load_model(
+    store: Path, version: str | None, random_init: bool, device: torch.device
+) -> tuple[str, Generator]:
+    """The generator to time: ``version`` (default: the active one) of ``store``, or an untrained
+    ``Generator(GeneratorConfig())`` with ``random_init`` (same architecture, same speed)."""
+    if random_init:
+        torch.manual_seed(0)
+        return "random-init", Generator(GeneratorConfig()).to(device).eval()
+    model_store = ModelStore(store)
+    try:
+        chosen = version or model_store.active_version()
+        model_store.manifest(chosen)
+    except VersionNotFound as error:
+        raise SystemExit(
+            f"{error}\nPass --version NAME, or --random-init to time an untrained "
+            "generator of the default architecture."
+        ) from error
+    loaded = model_store.load_generator(chosen, device)
+    return loaded.version, loaded.model
+
+
+def prepare_model(
+    store: Path,
+    version: str | None,
+    random_init: bool,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> ModelUnderTest:
+    torch_device = torch.device(device)
+    if torch_device.type != "cuda" and dtype != "float32":
+        raise SystemExit("--dtype bfloat16 is only supported with --device cuda (as in the app)")
+    label, model = load_model(store, version, random_init, torch_device)
+    return ModelUnderTest(label, model, torch_device, DTYPES[dtype])
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(
+    fn: Callable[[], object], device: torch.device, *, warmup: int, min_time_s: float
+) -> float:
+    """Seconds per call of ``fn``: ``warmup`` untimed calls, then as many timed calls as fit in
+    ``min_time_s`` (at least one)."""
+    for _ in range(warmup):
+        fn()
+    _synchronize(device)
+    calls = 0
+    started = time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        _synchronize(device)
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_time_s:
+            return elapsed / calls
+
+
+def measure_batch(
+    mut: ModelUnderTest, batch: int, *, warmup: int = 3, min_time_s: float = 2.0
+) -> BatchResult:
+    model, device = mut.model, mut.device
+    latent_dim = model.config.latent_dim
+    seeds = list(range(batch))
+    digits: list[int | None] = [None] * batch  # a random digit per seed, like /generate's default
+
+    def autocast() -> torch.autocast:  # as the worker does: bfloat16 by autocast, on CUDA only
+        return torch.autocast(device.type, dtype=mut.dtype, enabled=mut.dtype != torch.float32)
+
+    z_cpu, labels_cpu = latents_for_seeds(seeds, latent_dim, digits)
+    z, labels = z_cpu.to(device), labels_cpu.to(device)
+
+    def forward() -> object:
+        with torch.inference_mode(), autocast():
+            return model(z, labels)
+
+    def latents() -> object:
+        return latents_for_seeds(seeds, latent_dim, digits)
+
+    def end_to_end() -> object:  # mirrors app.worker.InferenceWorker._forward
+        z_new, labels_new = latents_for_seeds(seeds, latent_dim, digits)
+        with torch.inference_mode(), autocast():
+            images = model(z_new.to(device), labels_new.to(device))
+        return to_uint8(images).numpy(), labels_new.tolist()
+
+    forward_s = time_call(forward, device, warmup=warmup, min_time_s=min_time_s)
+    latents_s = time_call(latents, device, warmup=warmup, min_time_s=min_time_s)
+    end_to_end_s = time_call(end_to_end, device, warmup=warmup, min_time_s=min_time_s)
+    return BatchResult(
+        batch=batch,
+        forward_ms=forward_s * 1000,
+        forward_images_per_s=batch / forward_s,
+        latents_ms=latents_s * 1000,
+        latents_images_per_s=batch / latents_s,
+        end_to_end_ms=end_to_end_s * 1000,
+        end_to_end_images_per_s=batch / end_to_end_s,
+    )
+
+
+def environment(mut: ModelUnderTest) -> dict[str, object]:
+    return {
+        "model": mut.label,
+        "parameters": mut.parameters,
+        "architecture": mut.model.config.to_dict(),
+        "device": str(mut.device),
+        "dtype": str(mut.dtype).removeprefix("torch."),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": _cpu_count(),
+        # Other processes competing for the CPUs make every number here meaningless: check it.
+        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _cpu_count() -> int | None:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def markdown_table(results: Sequence[BatchResult]) -> str:
+    lines = [
+        "| batch | forward ms | forward img/s | latents ms | latents img/s "
+        "| end-to-end ms | end-to-end img/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.batch} | {r.forward_ms:.3f} | {r.forward_images_per_s:,.0f} "
+            f"| {r.latents_ms:.3f} | {r.latents_images_per_s:,.0f} "
+            f"| {r.end_to_end_ms:.3f} | {r.end_to_end_images_per_s:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def _batches(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of integers: {text}"
+        ) from error
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("batch sizes must be positive integers")
+    return values
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--store", type=Path, default=Path("model_store"), help="model store")
+    parser.add_argument("--version", help="version to load (default: the store's active one)")
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="time an untrained Generator(GeneratorConfig()) instead of a stored version",
+    )
+    parser.add_argument("--batches", type=_batches, default=list(DEFAULT_BATCHES))
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)"
+    )
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before each timing")
+    parser.add_argument(
+        "--min-time", type=float, default=2.0, help="least timed wall seconds per measurement"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: --min-time 0.2 --warmup 1")
+    parser.add_argument("--json", action="store_true", help="also print results as JSON")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.min_time, args.warmup = 0.2, 1
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mut = prepare_model(args.store, args.version, args.random_init, args.device, args.dtype)
+    env = environment(mut)
+    results = [
+        measure_batch(mut, batch, warmup=args.warmup, min_time_s=args.min_time)
+        for batch in args.batches
+    ]
+    print(
+        f"Generator {env['model']}: {env['parameters']:,} parameters, "
+        f"{env['device']} {env['dtype']}, torch {env['torch']} "
+        f"({env['torch_threads']} threads, {env['cpu_count']} CPUs, load average "
+        f"{env['load_average_1m']}), "
+        f"min {args.min_time:g} s per measurement\n"
+    )
+    print(markdown_table(results))
+    if args.json:
+        print(json.dumps({"environment": env, "results": [asdict(r) for r in results]}, indent=2))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
