@@ -67,13 +67,17 @@ class Settings(BaseSettings):
     promotion: Literal["manual", "auto"] = Field(
         "manual", description="auto: activate a new version that passes the gates"
     )
-    gate_min_conditional_accuracy: float = Field(0.95, ge=0, le=1)
-    gate_min_recall: float = Field(0.5, ge=0, le=1)
+    gate_min_conditional_accuracy: float = Field(
+        0.95, ge=0, le=1, description="auto promotion: lowest conditional accuracy accepted"
+    )
+    gate_min_recall: float = Field(0.5, ge=0, le=1, description="auto promotion: lowest recall")
     gate_max_fid_ratio: float = Field(
         1.1, gt=0, description="auto promotion: new FID at most this times the active one's"
     )
     gate_tolerance: float = Field(
-        0.005, ge=0, description="auto: accuracy and recall may fall this much below the active"
+        0.005,
+        ge=0,
+        description="auto promotion: accuracy, recall, diversity may fall this much below the active",
     )
 
     def resolved_admin_token(self) -> str | None:

@@ -235,6 +235,7 @@ class Row:
     p99_ms: float | None
     mean_batch_images: float | None  # server side: images per forward pass
     worker_busy_pct: float | None  # server side: forward-pass time / wall time
+    queue_wait_ms: float | None  # server side: mean time from enqueue to its batch's start
     rejected: float | None  # server side: requests shed by backpressure
     rss_start_mib: float | None
     rss_end_mib: float | None
@@ -264,7 +265,10 @@ def check_response(scenario: str, response: httpx.Response) -> str | None:
         if not response.content.startswith(PNG_SIGNATURE):
             return "not a PNG"
         return None
-    count = len(response.json().get("images", []))
+    try:
+        count = len(response.json()["images"])
+    except (ValueError, KeyError, TypeError):
+        return "not a JSON body with images"
     return None if count == 64 else f"{count} images instead of 64"
 
 
@@ -288,7 +292,7 @@ async def run_row(
                 sent = time.perf_counter()
                 try:
                     response = await client.post("/generate", json=body)
-                except httpx.HTTPError as error:
+                except Exception as error:  # any failure of one request counts as an error
                     kind = type(error).__name__
                     errors[kind] = errors.get(kind, 0) + 1
                     continue
@@ -316,6 +320,7 @@ async def run_row(
 
     batches, batch_images = delta("gan_batch_images_count"), delta("gan_batch_images_sum")
     compute_s = delta("gan_batch_compute_seconds_sum")
+    waits, wait_s = delta("gan_queue_wait_seconds_count"), delta("gan_queue_wait_seconds_sum")
     latencies.sort()
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     images = len(latencies) * images_per_request(scenario)
@@ -336,6 +341,7 @@ async def run_row(
         if batches and batch_images is not None
         else None,
         worker_busy_pct=None if compute_s is None else 100 * compute_s / wall,
+        queue_wait_ms=1000 * wait_s / waits if waits and wait_s is not None else None,
         rejected=delta("gan_rejected_requests_total"),
         rss_start_mib=mib(rss_start),
         rss_end_mib=mib(rss_end),
@@ -387,6 +393,12 @@ async def run_mode(
             stop_server, server, args.shutdown_timeout
         )
     samples = [rss for _, rss in server.rss_samples]
+    samples += [
+        round(1024 * value)
+        for row in rows
+        for value in (row.rss_start_mib, row.rss_end_mib)
+        if value is not None
+    ]
     report = ServerReport(
         mode=mode,
         settings=server.env,
@@ -452,14 +464,15 @@ def main_table(rows: Sequence[Row]) -> str:
 def server_table(rows: Sequence[Row]) -> str:
     lines = [
         "| batching | scenario | concurrency | images/forward pass | worker busy % "
-        "| shed (503) | RSS start MiB | RSS end MiB | error kinds |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| queue wait ms | shed (503) | RSS start MiB | RSS end MiB | error kinds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(row.error_kinds.items())) or "-"
         lines.append(
             f"| {row.mode} | {row.scenario} | {row.concurrency} | {_num(row.mean_batch_images)} "
-            f"| {_num(row.worker_busy_pct, 0)} | {_num(row.rejected, 0)} "
+            f"| {_num(row.worker_busy_pct, 0)} | {_num(row.queue_wait_ms, 2)} "
+            f"| {_num(row.rejected, 0)} "
             f"| {_num(row.rss_start_mib)} | {_num(row.rss_end_mib)} | {kinds} |"
         )
     return "\n".join(lines)

@@ -83,12 +83,17 @@ class Discriminator(nn.Module):
         )
         self.score = spectral_norm(nn.Linear(c * 7 * 7, 1))
         self.label_projection = spectral_norm(nn.Embedding(NUM_CLASSES, c * 7 * 7))
+        # Auxiliary digit classifier (AC-GAN); used only when training gives it a weight.
+        self.classify = nn.Linear(c * 7 * 7, NUM_CLASSES)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (realness score (N,), digit logits (N, 10))."""
         h = self.features(images)  # (N, c*49)
         projection = (self.label_projection(labels) * h).sum(dim=1)
-        out: torch.Tensor = self.score(h).squeeze(1) + projection
-        return out
+        score: torch.Tensor = self.score(h).squeeze(1) + projection
+        return score, self.classify(h)
 
 
 class Classifier(nn.Module):

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from app_helpers import app_settings
 from fastapi.testclient import TestClient
 
 from app.config import Settings
@@ -60,16 +61,13 @@ def publish_tiny(store: ModelStore, version: str, seed: int) -> None:
 
 def make_settings(store: ModelStore, tmp_path: Path, mnist_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "model_store": store.root,
         "state_dir": tmp_path / "state",
         "data_dir": mnist_dir,
         "admin_token": TOKEN,
-        "reload_interval_s": 0,
         "warmup_batches": 1,
         "max_batch_images": 16,
     }
-    values.update(overrides)
-    return Settings(**values)
+    return app_settings(store.root, **{**values, **overrides})
 
 
 @pytest.fixture

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--mode-seeking", type=float, default=0.0, help="weight of the mode-seeking regulariser"
     )
+    train.add_argument(
+        "--aux-classifier", type=float, default=0.0, help="weight of the AC-GAN classification loss"
+    )
     train.add_argument("--latent-dim", type=int, default=GeneratorConfig.latent_dim)
     train.add_argument("--embed-dim", type=int, default=GeneratorConfig.embed_dim)
     train.add_argument("--g-channels", type=int, default=GeneratorConfig.channels)
@@ -129,6 +132,7 @@ def run_train(args: argparse.Namespace) -> None:
         beta2=args.beta2,
         ema_decay=args.ema_decay,
         mode_seeking=args.mode_seeking,
+        aux_classifier=args.aux_classifier,
         generator=GeneratorConfig(args.latent_dim, args.embed_dim, args.g_channels),
         discriminator=DiscriminatorConfig(args.d_channels),
         seed=args.seed,

@@ -51,6 +51,9 @@ class TrainConfig:
     # Mode-seeking regulariser (Mao et al., 2019): rewards G for mapping different z of one digit
     # to different images, the cure for the conditional GAN's one-prototype-per-digit collapse.
     mode_seeking: float = 0.0
+    # Weight of the auxiliary classification loss (AC-GAN, Odena et al., 2017): D learns the digit
+    # of real images and G is rewarded when its images are read as the digit asked for.
+    aux_classifier: float = 0.0
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     seed: int = 0
@@ -188,15 +191,20 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
 
         with autocast:
             fake = g_train(z, fake_labels)
-            loss_d = discriminator_loss(
-                config.loss, d_train(real, real_labels), d_train(fake.detach(), fake_labels)
-            )
+            real_score, real_logits = d_train(real, real_labels)
+            fake_score, _ = d_train(fake.detach(), fake_labels)
+            loss_d = discriminator_loss(config.loss, real_score, fake_score)
+            if config.aux_classifier > 0:
+                loss_d = loss_d + config.aux_classifier * F.cross_entropy(real_logits, real_labels)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
 
         with autocast:
-            loss_g = generator_loss(config.loss, d_train(fake, fake_labels))
+            fake_score, fake_logits = d_train(fake, fake_labels)
+            loss_g = generator_loss(config.loss, fake_score)
+            if config.aux_classifier > 0:
+                loss_g = loss_g + config.aux_classifier * F.cross_entropy(fake_logits, fake_labels)
             if config.mode_seeking > 0 and half > 0:
                 loss_g = loss_g + config.mode_seeking * mode_seeking_penalty(fake, z, half)
         opt_g.zero_grad(set_to_none=True)
