@@ -143,6 +143,8 @@ class JobParams(BaseModel):
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     ema_decay: float = Field(0.999, ge=0, lt=1)
+    mode_seeking: float = Field(0.5, ge=0, le=100, description="mode-seeking regulariser weight")
+    aux_classifier: float = Field(1.0, ge=0, le=100, description="AC-GAN classification weight")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     latent_dim: int = Field(64, ge=1, le=512)
     embed_dim: int = Field(32, ge=1, le=512)

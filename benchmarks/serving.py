@@ -16,7 +16,7 @@ still served whole, because ``InferenceWorker._next_batch`` always takes the fir
 alone even when it is larger than the limit).
 
 The ceiling is the in-process generator speed at batch 64, timed before any server starts with
-``generator_speed.measure_batch`` (the same code as ``benchmarks/generator_speed.py``).
+``generator_speed.measure`` (the same code as ``benchmarks/generator_speed.py``).
 
 Examples::
 
@@ -46,7 +46,7 @@ from typing import Any
 
 import httpx
 import torch
-from generator_speed import BatchResult, environment, measure_batch, prepare_model
+from generator_speed import BatchResult, environment, measure, prepare_model
 
 from gan.networks import Generator, GeneratorConfig
 from gan.store import WEIGHTS_FILE, Manifest, ModelStore, StoreError
@@ -548,8 +548,9 @@ def summary_text(summary: dict[str, Any], raw: BatchResult) -> str:
         )
         if pct > 100:
             lines.append(
-                "  WARNING: served faster than the in-process ceiling: the raw measurement was "
-                "disturbed (other processes on the CPUs?); rerun on an idle machine"
+                "  NOTE: above the batch-64 ceiling. With batching on the worker merges n64 "
+                "requests into larger forward passes (see images/forward pass), which can beat "
+                "batch 64; otherwise the raw measurement was disturbed (busy CPUs?)"
             )
     errors = summary["errors_at_c128"]
     lines.append(
@@ -674,7 +675,7 @@ async def run(args: argparse.Namespace, store: Path, workdir: Path) -> dict[str,
             f"{error}\nTrain and publish a model first, pass --store, or use --random-model."
         ) from error
     mut = prepare_model(store, None, random_init=False)
-    raw = measure_batch(mut, 64, min_time_s=args.raw_min_time)
+    raw = measure(mut, 64, min_time_s=args.raw_min_time)  # in a thread, like the worker
     env = environment(mut)
     del mut
     print(
