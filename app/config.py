@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     gate_tolerance: float = Field(
         0.005,
         ge=0,
-        description="auto promotion: accuracy, recall, diversity may fall this much below the active",
+        description="auto promotion: accuracy, recall, diversity may drop this much below active",
     )
 
     def resolved_admin_token(self) -> str | None:
