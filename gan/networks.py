@@ -60,6 +60,7 @@ class Generator(nn.Module):
 @dataclass(frozen=True)
 class DiscriminatorConfig:
     channels: int = 64
+    classifier_head: bool = False  # the AC-GAN digit classifier; only built when trained
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,17 +84,17 @@ class Discriminator(nn.Module):
         )
         self.score = spectral_norm(nn.Linear(c * 7 * 7, 1))
         self.label_projection = spectral_norm(nn.Embedding(NUM_CLASSES, c * 7 * 7))
-        # Auxiliary digit classifier (AC-GAN); used only when training gives it a weight.
-        self.classify = nn.Linear(c * 7 * 7, NUM_CLASSES)
+        # Only built when used: DistributedDataParallel rejects parameters that get no gradient.
+        self.classify = nn.Linear(c * 7 * 7, NUM_CLASSES) if config.classifier_head else None
 
     def forward(
         self, images: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (realness score (N,), digit logits (N, 10))."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (realness score (N,), digit logits (N, 10) or None without a classifier head)."""
         h = self.features(images)  # (N, c*49)
         projection = (self.label_projection(labels) * h).sum(dim=1)
         score: torch.Tensor = self.score(h).squeeze(1) + projection
-        return score, self.classify(h)
+        return score, self.classify(h) if self.classify is not None else None
 
 
 class Classifier(nn.Module):

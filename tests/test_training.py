@@ -119,7 +119,7 @@ def test_training_run_publishes_a_version(
     assert manifest.architecture == TINY_GENERATOR.to_dict()
     assert manifest.training["steps"] == 3 and manifest.training["seed"] == 0
     assert manifest.training["loss"] == "bce"
-    assert manifest.training["discriminator_architecture"] == {"channels": 8}
+    assert manifest.training["discriminator_architecture"] == TINY_DISCRIMINATOR.to_dict()
     assert manifest.parent is None
     with Image.open(directory / SAMPLES_FILE) as grid:
         assert grid.size == (10 * 30 + 2, 10 * 30 + 2)

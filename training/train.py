@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -135,7 +135,8 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
 
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     generator = Generator(config.generator).to(device)
-    discriminator = Discriminator(config.discriminator).to(device)
+    head = config.aux_classifier > 0
+    discriminator = Discriminator(replace(config.discriminator, classifier_head=head)).to(device)
     # torch's stubs lack the memory_format overload of Module.to.
     generator.to(memory_format=memory_format)  # type: ignore[call-overload]
     discriminator.to(memory_format=memory_format)  # type: ignore[call-overload]
@@ -194,7 +195,7 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
             real_score, real_logits = d_train(real, real_labels)
             fake_score, _ = d_train(fake.detach(), fake_labels)
             loss_d = discriminator_loss(config.loss, real_score, fake_score)
-            if config.aux_classifier > 0:
+            if real_logits is not None:
                 loss_d = loss_d + config.aux_classifier * F.cross_entropy(real_logits, real_labels)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -203,7 +204,7 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
         with autocast:
             fake_score, fake_logits = d_train(fake, fake_labels)
             loss_g = generator_loss(config.loss, fake_score)
-            if config.aux_classifier > 0:
+            if fake_logits is not None:
                 loss_g = loss_g + config.aux_classifier * F.cross_entropy(fake_logits, fake_labels)
             if config.mode_seeking > 0 and half > 0:
                 loss_g = loss_g + config.mode_seeking * mode_seeking_penalty(fake, z, half)

@@ -1,0 +1,37 @@
+"""Multi-process data parallel training through torchrun, on the CPU (gloo) and the fixture."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gan.store import ModelStore
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("aux_classifier", ["0", "1.0"])
+def test_torchrun_two_processes_publish_one_version(
+    tmp_path: Path, mnist_dir: Path, aux_classifier: str
+) -> None:
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun is not None, "torchrun ships with torch"
+    store = tmp_path / "store"
+    command = [
+        torchrun, "--nproc_per_node=2", "-m", "training", "train",
+        "--data-dir", str(mnist_dir), "--store", str(store), "--run-dir", str(tmp_path / "run"),
+        "--steps", "3", "--batch-size", "8", "--latent-dim", "8", "--embed-dim", "4",
+        "--g-channels", "8", "--d-channels", "8", "--device", "cpu", "--progress", "jsonl",
+        "--version", "ddp", "--aux-classifier", aux_classifier, "--mode-seeking", "0.5",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=120,
+        env={"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count('"event": "exported"') == 1  # rank 0 alone writes artifacts
+    loaded = ModelStore(store).load_generator("ddp")
+    assert loaded.manifest.training["aux_classifier"] == float(aux_classifier)
