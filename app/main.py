@@ -12,6 +12,7 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
@@ -27,7 +28,7 @@ from app.middleware import (
     RequestContextMiddleware,
 )
 from app.registry import ModelRegistry
-from app.routes import digits, generate, jobs, models, ops
+from app.routes import digits, generate, jobs, models, ops, web
 from app.services import Services
 from app.worker import InferenceWorker
 from gan.device import pick_device
@@ -120,6 +121,8 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(models.router)
     app.include_router(ops.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR, check_dir=False), name="static")
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
