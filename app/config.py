@@ -80,6 +80,32 @@ class Settings(BaseSettings):
         description="auto promotion: accuracy, recall, diversity may drop this much below active",
     )
 
+    # Synthetic data sets (POST /datasets)
+    dataset_max_per_digit: int = Field(
+        6000, ge=1, description="most samples per digit in one POST /datasets"
+    )
+
+    # Restoration of damaged digits (POST /restore)
+    restore_steps: int = Field(
+        100, ge=1, description="optimisation steps of a restoration that does not ask"
+    )
+    restore_max_steps: int = Field(400, ge=1, description="most steps a restoration may ask for")
+    restore_restarts: int = Field(
+        4, ge=1, description="latent restarts per digit of a restoration that does not ask"
+    )
+    restore_max_restarts: int = Field(
+        16, ge=1, description="most restarts per digit a restoration may ask for"
+    )
+    restore_timeout_s: float = Field(
+        30.0, gt=0, description="deadline of one restoration, queue wait included (503 past it)"
+    )
+    restore_queue_depth: int = Field(
+        8, ge=1, description="restorations waiting for the restoration thread before 503"
+    )
+    restore_max_upload_bytes: int = Field(
+        4096, ge=64, description="largest image or mask file accepted by POST /restore"
+    )
+
     def resolved_admin_token(self) -> str | None:
         """The admin token from GAN_ADMIN_TOKEN or the file GAN_ADMIN_TOKEN_FILE, if any."""
         if self.admin_token is not None and self.admin_token.get_secret_value():

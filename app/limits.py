@@ -42,8 +42,14 @@ _BODY_LIMITS = {
     ("GenerateRequest", "n"): "max_n",
     ("GenerateRequest", "scale"): "max_scale",
     ("JobParams", "steps"): "max_job_steps",
+    ("DatasetRequest", "per_digit"): "dataset_max_per_digit",
 }
 _QUERY_LIMITS = {("/digits/{digit}.png", "get", "scale"): "max_scale"}
+# Request bodies given inline (a route that reads JSON or a form itself), every content type.
+_INLINE_BODY_LIMITS = {
+    ("/restore", "post", "steps"): "restore_max_steps",
+    ("/restore", "post", "restarts"): "restore_max_restarts",
+}
 
 
 def document_limits(openapi: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -59,6 +65,11 @@ def document_limits(openapi: dict[str, Any], settings: Settings) -> dict[str, An
         for parameter in operation.get("parameters", []):
             if parameter.get("in") == "query" and parameter.get("name") == name:
                 _lower_maximum(parameter.get("schema"), getattr(settings, setting))
+    for (path, method, name), setting in _INLINE_BODY_LIMITS.items():
+        operation = openapi.get("paths", {}).get(path, {}).get(method, {})
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            prop = media.get("schema", {}).get("properties", {}).get(name)
+            _lower_maximum(prop, getattr(settings, setting))
     return openapi
 
 

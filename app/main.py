@@ -28,10 +28,12 @@ from app.middleware import (
     RequestContextMiddleware,
 )
 from app.registry import ModelRegistry
-from app.routes import digits, generate, jobs, models, ops, web
+from app.restorer import RestorationWorker
+from app.routes import datasets, digits, generate, jobs, models, ops, restore, web
 from app.services import Services
 from app.worker import InferenceWorker
 from gan.device import pick_device
+from gan.restoration import NothingKnownError, RestorationError
 from gan.store import (
     IntegrityError,
     InvalidVersionName,
@@ -54,6 +56,8 @@ CLIENT_ERRORS: dict[type[Exception], int] = {
     JobConflictError: 409,
     IdempotencyConflictError: 409,
     JobStateError: 409,
+    RestorationError: 422,
+    NothingKnownError: 422,
 }
 
 
@@ -92,8 +96,22 @@ def create_app(
         job_db = JobDatabase(settings.state_dir / "jobs.sqlite3")
         job_manager = JobManager(job_db, settings, registry)
         job_manager.recover()
+        restorer = RestorationWorker(
+            worker,
+            metrics,
+            queue_depth=settings.restore_queue_depth,
+            timeout_s=settings.restore_timeout_s,
+        )
+        restorer.start()
         app.state.services = Services(
-            settings, store, worker, metrics, registry, job_manager, settings.resolved_admin_token()
+            settings,
+            store,
+            worker,
+            metrics,
+            registry,
+            job_manager,
+            settings.resolved_admin_token(),
+            restorer,
         )
         follower = (
             asyncio.create_task(registry.follow_active_pointer(settings.reload_interval_s))
@@ -108,6 +126,7 @@ def create_app(
                 follower.cancel()
             await job_manager.shutdown()
             await run_in_threadpool(worker.stop, settings.graceful_shutdown_s)
+            await run_in_threadpool(restorer.stop, settings.graceful_shutdown_s)
             job_db.close()
 
     app = FastAPI(
@@ -122,6 +141,8 @@ def create_app(
     app.include_router(models.router)
     app.include_router(ops.router)
     app.include_router(web.router)
+    app.include_router(datasets.router)
+    app.include_router(restore.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR, check_dir=False), name="static")
 
     @app.exception_handler(ServiceError)

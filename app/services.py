@@ -16,6 +16,7 @@ from gan.store import ModelStore
 if TYPE_CHECKING:
     from app.jobs import JobManager
     from app.registry import ModelRegistry
+    from app.restorer import RestorationWorker
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Services:
     registry: ModelRegistry
     jobs: JobManager
     admin_token: str | None
+    restorer: RestorationWorker
 
 
 def get_services(request: Request) -> Services:

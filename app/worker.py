@@ -93,6 +93,11 @@ class InferenceWorker:
         return self._model.version
 
     @property
+    def generator(self) -> LoadedGenerator:
+        """The model serving now (read-only: swap() replaces it between batches)."""
+        return self._model
+
+    @property
     def manifest_metrics(self) -> dict[str, object]:
         return dict(self._model.manifest.metrics)
 
