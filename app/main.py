@@ -176,7 +176,16 @@ def create_app(
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type", "Authorization", "X-Request-ID", "Idempotency-Key"],
-        expose_headers=["X-Request-ID", "X-Model-Version", "X-Seed", "ETag", "Retry-After"],
+        expose_headers=[
+            "X-Request-ID",
+            "X-Model-Version",
+            "X-Seed",
+            "ETag",
+            "Retry-After",
+            "X-Digit",
+            "X-Digit-Score",
+            "X-Reconstruction-Error",
+        ],
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

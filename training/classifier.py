@@ -21,19 +21,11 @@ def accuracy(model: Classifier, split: Split, batch_size: int = 1000) -> float:
     return correct / len(split)
 
 
-def train_classifier(
-    data_dir: str | None,
-    store: str,
-    epochs: int = 3,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    seed: int = 0,
-    limit_samples: int | None = None,
-) -> dict[str, float]:
+def fit_classifier(
+    train: Split, epochs: int = 3, batch_size: int = 128, lr: float = 1e-3, seed: int = 0
+) -> Classifier:
+    """Train a fresh Classifier on ``train`` (one-cycle Adam, random shifts of up to 2 pixels)."""
     torch.manual_seed(seed)
-    train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
-    if limit_samples is not None:
-        train = Split(train.images[:limit_samples], train.labels[:limit_samples])
     model = Classifier()
     optimizer = torch.optim.Adam(model.parameters(), lr)
     steps_per_epoch = max(1, len(train) // batch_size)
@@ -54,6 +46,22 @@ def train_classifier(
             loss.backward()
             optimizer.step()
             schedule.step()
+    return model.eval()
+
+
+def train_classifier(
+    data_dir: str | None,
+    store: str,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    limit_samples: int | None = None,
+) -> dict[str, float]:
+    train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
+    if limit_samples is not None:
+        train = Split(train.images[:limit_samples], train.labels[:limit_samples])
+    model = fit_classifier(train, epochs, batch_size, lr, seed)
     metrics = {"test_accuracy": accuracy(model, test)}
     manifest = Manifest(
         kind="classifier",

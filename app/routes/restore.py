@@ -1,0 +1,82 @@
+"""POST /restore: a damaged digit and its mask in, the restored digit out (GAN inversion)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.disconnect import cancel_on_disconnect
+from app.restorer import RestoreTask, restore_response, restored_png, summary_headers
+from app.routes.generate import ERRORS, negotiate
+from app.schemas import ErrorResponse, RestoreRequest, RestoreResponse, RestoreUpload
+from app.services import ServicesDep
+from app.uploads import read_restore_request
+
+router = APIRouter(tags=["applications"])
+
+
+def form_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A form has no null: an optional field is one left out, so drop the null branches."""
+    for name, prop in schema.get("properties", {}).items():
+        branches = [b for b in prop.get("anyOf", []) if b.get("type") != "null"]
+        if "anyOf" in prop and len(branches) == 1:
+            rest = {k: v for k, v in prop.items() if k not in {"anyOf", "default"}}
+            schema["properties"][name] = {**branches[0], **rest}
+    return schema
+
+
+# The body is read by hand (JSON or a form, one route), so its schemas are given here.
+REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": RestoreRequest.model_json_schema()},
+            "multipart/form-data": {"schema": form_schema(RestoreUpload.model_json_schema())},
+        },
+    }
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"image/png": {}},
+        "description": "base64 JSON, or image/png (format=png or Accept: image/png) with the "
+        "digit, its score and the error in X-Digit, X-Digit-Score, X-Reconstruction-Error",
+    },
+    415: {"model": ErrorResponse, "description": "body neither JSON nor multipart/form-data"},
+    422: {
+        "description": "a field malformed, unknown, of the wrong size or over a limit: not a "
+        "PNG, not 28x28, a mask that covers every pixel, bad base64, an upload over "
+        "GAN_RESTORE_MAX_UPLOAD_BYTES...",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+        },
+    },
+    **ERRORS,
+}
+
+
+@router.post(
+    "/restore",
+    response_model=RestoreResponse,
+    responses=RESPONSES,
+    openapi_extra=REQUEST_BODY,
+    summary="Restore a damaged digit",
+)
+async def restore(request: Request, services: ServicesDep) -> Response:
+    parsed = await read_restore_request(request, services.settings)
+    task = RestoreTask(
+        parsed.image,
+        parsed.missing,
+        parsed.options.digit,
+        parsed.steps,
+        parsed.restarts,
+        parsed.options.seed,
+    )
+    result = await cancel_on_disconnect(request, services.restorer.restore(task))
+    headers = summary_headers(result, task)
+    if (parsed.options.format or negotiate(request.headers.get("accept"))) == "png":
+        png = await run_in_threadpool(restored_png, result, task)
+        return Response(png, media_type="image/png", headers=headers)
+    payload = await run_in_threadpool(restore_response, result, task)
+    return Response(payload.model_dump_json(), media_type="application/json", headers=headers)
