@@ -24,6 +24,7 @@ import torch
 from prometheus_client import Counter, Histogram
 
 from app.errors import DeadlineExceededError, QueueFullError, ShuttingDownError
+from app.futures import resolve_threadsafe
 from app.metrics import ServiceMetrics
 from app.schemas import RestoreResponse
 from app.worker import InferenceWorker
@@ -140,7 +141,11 @@ class RestorationWorker:
     def _serve(self, job: _Job) -> None:
         if job.future.cancelled() or time.monotonic() > job.deadline:
             self._outcomes.labels(outcome="expired").inc()
-            _resolve(job, error=DeadlineExceededError("restoration expired in the queue"))
+            resolve_threadsafe(
+                job.loop,
+                job.future,
+                error=DeadlineExceededError("restoration expired in the queue"),
+            )
             return
 
         def interrupt() -> None:
@@ -164,33 +169,22 @@ class RestorationWorker:
             )
         except _Abandoned:
             self._outcomes.labels(outcome="abandoned").inc()
-            _resolve(job, error=DeadlineExceededError("restoration stopped at its deadline"))
+            resolve_threadsafe(
+                job.loop,
+                job.future,
+                error=DeadlineExceededError("restoration stopped at its deadline"),
+            )
             return
         except Exception as error:  # report to the request instead of killing the thread
             log.exception("restoration failed")
             self._outcomes.labels(outcome="error").inc()
-            _resolve(job, error=error)
+            resolve_threadsafe(job.loop, job.future, error=error)
             return
         compute_s = time.monotonic() - started
         self._duration.observe(compute_s)
         self._outcomes.labels(outcome="ok").inc()
         result = RestoreResult(loaded.version, restoration, started - job.enqueued, compute_s)
-        _resolve(job, result=result)
-
-
-def _resolve(
-    job: _Job, result: RestoreResult | None = None, error: BaseException | None = None
-) -> None:
-    def settle() -> None:
-        if job.future.done():
-            return
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(result)  # type: ignore[arg-type]
-
-    with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
-        job.loop.call_soon_threadsafe(settle)
+        resolve_threadsafe(job.loop, job.future, result=result)
 
 
 # ----- encoding ----------------------------------------------------------------------------

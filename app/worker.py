@@ -11,7 +11,6 @@ batches: a batch always runs start to finish on the model it started with.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import threading
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from app.errors import DeadlineExceededError, QueueFullError, ShuttingDownError
+from app.futures import resolve_threadsafe
 from app.metrics import ServiceMetrics
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import LoadedGenerator
@@ -224,7 +224,11 @@ class InferenceWorker:
         self._release(batch)
         for job in batch:
             if job not in live and not job.future.cancelled():
-                _resolve(job, error=DeadlineExceededError("request expired in the queue"))
+                resolve_threadsafe(
+                    job.loop,
+                    job.future,
+                    error=DeadlineExceededError("request expired in the queue"),
+                )
         if not live:
             return
         model = self._model  # one reference for the whole batch: a swap lands between batches
@@ -236,7 +240,7 @@ class InferenceWorker:
         except Exception as error:  # report to every waiting request instead of killing the thread
             log.exception("forward pass failed")
             for job in live:
-                _resolve(job, error=error)
+                resolve_threadsafe(job.loop, job.future, error=error)
             return
         compute_s = time.monotonic() - started
         self.metrics.compute.observe(compute_s)
@@ -250,7 +254,7 @@ class InferenceWorker:
             result = GenerationResult(
                 model.version, images[offset:end], labels[offset:end], job.seeds, wait_s, compute_s
             )
-            _resolve(job, result=result)
+            resolve_threadsafe(job.loop, job.future, result=result)
             offset = end
 
     def _forward(
@@ -263,18 +267,3 @@ class InferenceWorker:
         with torch.inference_mode(), autocast:
             images = generator.model(z.to(self.device), labels.to(self.device))
         return to_uint8(images).numpy(), labels.tolist()
-
-
-def _resolve(
-    job: _Job, result: GenerationResult | None = None, error: BaseException | None = None
-) -> None:
-    def settle() -> None:
-        if job.future.done():
-            return
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(result)  # type: ignore[arg-type]
-
-    with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
-        job.loop.call_soon_threadsafe(settle)

@@ -242,7 +242,7 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
 
     version = None
     if ddp.is_main:
-        version = export(config, ema.module)
+        version = export(config, ema.module, resumed_at_step=start_step)
         reporter.update({"event": "exported", "step": config.steps, "version": version})
     if ddp.world_size > 1:
         dist.destroy_process_group()
@@ -272,8 +272,9 @@ def save_checkpoint(
     os.replace(tmp, path)
 
 
-def export(config: TrainConfig, ema_generator: nn.Module) -> str:
-    """Publish the EMA generator as a new version in the model store."""
+def export(config: TrainConfig, ema_generator: nn.Module, resumed_at_step: int = 0) -> str:
+    """Publish the EMA generator as a new version in the model store. A resumed run records the
+    step it resumed at: the configuration before it may have differed."""
     version = config.version or new_version_name()
     device = next(ema_generator.parameters()).device
     grid = sample_grid(ema_generator, config.generator.latent_dim, device)
@@ -281,6 +282,7 @@ def export(config: TrainConfig, ema_generator: nn.Module) -> str:
     training.pop("generator")
     training.pop("discriminator")
     training["discriminator_architecture"] = config.discriminator.to_dict()
+    training["resumed_at_step"] = resumed_at_step
     manifest = Manifest(
         kind="generator",
         version=version,
