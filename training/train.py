@@ -162,6 +162,10 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
         ema.load_state_dict(state["ema"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
+        # The command line wins over the checkpoint: a resumed run may cool the learning rates.
+        for optimizer, lr in ((opt_g, config.lr_g), (opt_d, config.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"], group["betas"] = lr, (config.beta1, config.beta2)
         torch.set_rng_state(state["rng"])
         start_step = int(state["step"])
 
