@@ -285,7 +285,10 @@ def export(config: TrainConfig, ema_generator: nn.Module, resumed_at_step: int =
     training: dict[str, Any] = asdict(config)
     training.pop("generator")
     training.pop("discriminator")
-    training["discriminator_architecture"] = config.discriminator.to_dict()
+    head = config.aux_classifier > 0
+    training["discriminator_architecture"] = replace(
+        config.discriminator, classifier_head=head
+    ).to_dict()
     training["resumed_at_step"] = resumed_at_step
     manifest = Manifest(
         kind="generator",
