@@ -19,15 +19,22 @@ class Settings(BaseSettings):
     dtype: Literal["float32", "bfloat16"] = Field(
         "float32", description="compute dtype; bfloat16 only takes effect on CUDA"
     )
-    torch_threads: int = Field(0, ge=0, description="intra-op CPU threads; 0 = torch's default")
+    torch_threads: int = Field(
+        0, ge=0, description="intra-op CPU threads; 0 = all cores but one (the event loop's)"
+    )
 
     # Dynamic batching and backpressure
     max_batch_images: int = Field(256, ge=1, description="most images in one forward pass")
-    max_wait_ms: float = Field(2.0, ge=0, description="longest a batch waits to fill up")
+    max_wait_ms: float = Field(
+        0.0, ge=0, description="longest a batch waits to fill up; 0 = take what is queued"
+    )
     max_queue_images: int = Field(4096, ge=1, description="images waiting before 503")
     request_timeout_s: float = Field(10.0, gt=0, description="deadline of one request")
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 503 when busy")
     warmup_batches: int = Field(2, ge=0, description="forward passes run before ready")
+    encode_threads: int = Field(
+        1, ge=1, description="threads that encode PNGs (few: they share the GIL with the loop)"
+    )
 
     # Request limits
     max_n: int = Field(256, ge=1, description="most images per request")

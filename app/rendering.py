@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -12,6 +17,28 @@ from app.worker import GenerationResult
 from gan.imaging import GENERATOR_NAME, encode_png, tile, upscale
 
 GRID_COLUMNS = 10
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class EncoderPool:
+    """A small, dedicated thread pool for PNG/JSON encoding, off the event loop.
+
+    Few threads on purpose: encoding a 28x28 PNG takes ~50 us, so a large pool (Starlette's has
+    40 threads) only adds GIL contention with the event loop and the inference worker.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="encoder")
+
+    async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(function, *args, **kwargs)
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
 
 
 def provenance(version: str, digit: str, seed: str) -> dict[str, str]:

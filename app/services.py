@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.metrics import ServiceMetrics
+from app.rendering import EncoderPool
 from app.worker import InferenceWorker
 from gan.store import ModelStore
 
@@ -28,6 +29,7 @@ class Services:
     registry: ModelRegistry
     jobs: JobManager
     admin_token: str | None
+    encoder: EncoderPool
     restorer: RestorationWorker
 
 

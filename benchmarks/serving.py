@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -272,46 +273,124 @@ def check_response(scenario: str, response: httpx.Response) -> str | None:
     return None if count == 64 else f"{count} images instead of 64"
 
 
-async def run_row(
-    server: Server, scenario: str, concurrency: int, duration_s: float, timeout_s: float
-) -> Row:
+@dataclass
+class Load:
+    """What the load generator saw in one row."""
+
+    requests: int  # successful (200) responses
+    errors: dict[str, int]
+    wall_s: float
+    p50_s: float | None
+    p99_s: float | None
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/generate", nil, %s)
+end
+"""
+
+
+def wrk_load(server: Server, scenario: str, concurrency: int, duration_s: float) -> Load:
+    """Drive the server with wrk (C, epoll): a Python client on the same 2 cores saturates first
+    (httpx's AsyncClient managed only ~230 req/s of /healthz at concurrency 32, ~76 at 128)."""
+    body = (
+        '\'{"seed": \' .. counter .. \', "format": "png"}\''
+        if scenario == "single"
+        else "'" + json.dumps(request_body(scenario, 0)) + "'"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % body)
+    threads = min(2, concurrency)
+    command = [
+        "wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration_s:g}s", "--latency",
+        "--timeout", "60s", "-s", script.name, server.base_url,
+    ]  # fmt: skip
+    started = time.monotonic()
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    wall = time.monotonic() - started
+    Path(script.name).unlink()
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    errors: dict[str, int] = {}
+    if non_2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors["HTTP non-2xx"] = int(non_2xx.group(1))
+    if socket := re.search(r"Socket errors: (.*)", output):
+        errors["socket"] = sum(int(n) for n in re.findall(r"\d+", socket.group(1)))
+    quantiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", output, re.M))
+    return Load(
+        requests=total - errors.get("HTTP non-2xx", 0),
+        errors={k: v for k, v in errors.items() if v},
+        wall_s=wall,
+        p50_s=_wrk_seconds(quantiles.get("50")),
+        p99_s=_wrk_seconds(quantiles.get("99")),
+    )
+
+
+def _wrk_seconds(text: str | None) -> float | None:
+    if text is None:
+        return None
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(number) * units[unit]
+
+
+async def httpx_load(
+    client: httpx.AsyncClient, scenario: str, concurrency: int, duration_s: float
+) -> Load:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     checked: list[str | None] = []
     counter = iter(range(10**12))
+
+    async def worker(end: float) -> None:
+        while time.monotonic() < end:
+            body = request_body(scenario, next(counter))
+            sent = time.perf_counter()
+            try:
+                response = await client.post("/generate", json=body)
+            except Exception as error:  # any failure of one request counts as an error
+                kind = type(error).__name__
+                errors[kind] = errors.get(kind, 0) + 1
+                continue
+            elapsed = time.perf_counter() - sent
+            if response.status_code != 200:
+                kind = f"HTTP {response.status_code}"
+                errors[kind] = errors.get(kind, 0) + 1
+                continue
+            if not checked:
+                checked.append(check_response(scenario, response))
+            latencies.append(elapsed)
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker(started + duration_s) for _ in range(concurrency)))
+    wall = time.monotonic() - started  # includes the requests in flight at the end
+    if checked and checked[0] is not None:
+        errors[f"bad body: {checked[0]}"] = errors.get(f"bad body: {checked[0]}", 0) + 1
+    latencies.sort()
+    return Load(len(latencies), errors, wall, percentile(latencies, 50), percentile(latencies, 99))
+
+
+async def run_row(
+    server: Server, scenario: str, concurrency: int, duration_s: float, timeout_s: float,
+    client_kind: str = "wrk",
+) -> Row:  # fmt: skip
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
         base_url=server.base_url, limits=limits, timeout=timeout_s
     ) as client:
         before = await scrape_metrics(client)
         rss_start = server.rss_kib()
-
-        async def worker(end: float) -> None:
-            while time.monotonic() < end:
-                body = request_body(scenario, next(counter))
-                sent = time.perf_counter()
-                try:
-                    response = await client.post("/generate", json=body)
-                except Exception as error:  # any failure of one request counts as an error
-                    kind = type(error).__name__
-                    errors[kind] = errors.get(kind, 0) + 1
-                    continue
-                elapsed = time.perf_counter() - sent
-                if response.status_code != 200:
-                    kind = f"HTTP {response.status_code}"
-                    errors[kind] = errors.get(kind, 0) + 1
-                    continue
-                if not checked:
-                    checked.append(check_response(scenario, response))
-                latencies.append(elapsed)
-
-        started = time.monotonic()
-        await asyncio.gather(*(worker(started + duration_s) for _ in range(concurrency)))
-        wall = time.monotonic() - started  # includes the requests in flight at the end
+        if client_kind == "wrk":
+            load = await asyncio.to_thread(wrk_load, server, scenario, concurrency, duration_s)
+        else:
+            load = await httpx_load(client, scenario, concurrency, duration_s)
         rss_end = server.rss_kib()
         after = await scrape_metrics(client)
-    if checked and checked[0] is not None:
-        errors[f"bad body: {checked[0]}"] = errors.get(f"bad body: {checked[0]}", 0) + 1
+    errors, wall = load.errors, load.wall_s
 
     def delta(name: str) -> float | None:
         if not after:  # /metrics unreachable
@@ -321,19 +400,18 @@ async def run_row(
     batches, batch_images = delta("gan_batch_images_count"), delta("gan_batch_images_sum")
     compute_s = delta("gan_batch_compute_seconds_sum")
     waits, wait_s = delta("gan_queue_wait_seconds_count"), delta("gan_queue_wait_seconds_sum")
-    latencies.sort()
-    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-    images = len(latencies) * images_per_request(scenario)
+    p50, p99 = load.p50_s, load.p99_s
+    images = load.requests * images_per_request(scenario)
     return Row(
         mode=server.mode,
         scenario=scenario,
         concurrency=concurrency,
         duration_s=wall,
-        requests=len(latencies),
+        requests=load.requests,
         images=images,
         errors=sum(errors.values()),
         error_kinds=errors,
-        requests_per_s=len(latencies) / wall,
+        requests_per_s=load.requests / wall,
         images_per_s=images / wall,
         p50_ms=None if p50 is None else p50 * 1000,
         p99_ms=None if p99 is None else p99 * 1000,
@@ -380,7 +458,7 @@ async def run_mode(
                         f"{server.log_tail()}"
                     )
                 row = await run_row(
-                    server, scenario, concurrency, args.duration, args.client_timeout
+                    server, scenario, concurrency, args.duration, args.client_timeout, args.client
                 )
                 rows.append(row)
                 print(f"  {format_row(row)}", file=sys.stderr, flush=True)
@@ -626,7 +704,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         help="GAN_TORCH_THREADS of the servers and threads of the raw measurement "
-        "(0 = torch's default)",
+        "(0 = the app's default, all cores but one)",
     )
     parser.add_argument(
         "--server-env",
@@ -640,6 +718,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shutdown-timeout", type=float, default=30.0)
     parser.add_argument(
         "--client-timeout", type=float, default=60.0, help="httpx timeout of one request, s"
+    )
+    parser.add_argument(
+        "--client",
+        choices=["wrk", "httpx"],
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="load generator: wrk (apt-get install wrk; default when present) or httpx",
     )
     parser.add_argument("--rss-interval", type=float, default=0.5, help="RSS sampling period, s")
     parser.add_argument(
@@ -666,8 +750,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace, store: Path, workdir: Path) -> dict[str, Any]:
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
+    # The raw ceiling runs with the servers' thread count (the app's default: all cores but one).
+    torch.set_num_threads(args.torch_threads or max(1, (os.cpu_count() or 2) - 1))
     try:
         ModelStore(store).active_version()
     except StoreError as error:

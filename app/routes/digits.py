@@ -6,7 +6,6 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from app import rendering
 from app.disconnect import cancel_on_disconnect
@@ -69,7 +68,7 @@ async def digit_png(
     result = await cancel_on_disconnect(
         request, services.worker.generate([chosen_seed], [digit], settings.request_timeout_s)
     )
-    png = await run_in_threadpool(rendering.image_png, result, 0, scale)
+    png = await services.encoder.run(rendering.image_png, result, 0, scale)
     headers = {
         "Cache-Control": cache_control,
         "X-Model-Version": result.version,

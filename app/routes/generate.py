@@ -6,7 +6,6 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from app import rendering
 from app.disconnect import cancel_on_disconnect
@@ -83,9 +82,9 @@ async def generate(body: GenerateRequest, request: Request, services: ServicesDe
     }
     if image_format == "png":
         if body.grid:
-            png = await run_in_threadpool(rendering.grid_png, result, body.scale)
+            png = await services.encoder.run(rendering.grid_png, result, body.scale)
         else:
-            png = await run_in_threadpool(rendering.image_png, result, 0, body.scale)
+            png = await services.encoder.run(rendering.image_png, result, 0, body.scale)
         return Response(png, media_type="image/png", headers=headers)
-    payload = await run_in_threadpool(rendering.base64_response, result, body.scale)
+    payload = await services.encoder.run(rendering.base64_response, result, body.scale)
     return Response(payload.model_dump_json(), media_type="application/json", headers=headers)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from app.disconnect import cancel_on_disconnect
 from app.restorer import RestoreTask, restore_response, restored_png, summary_headers
@@ -76,7 +75,7 @@ async def restore(request: Request, services: ServicesDep) -> Response:
     result = await cancel_on_disconnect(request, services.restorer.restore(task))
     headers = summary_headers(result, task)
     if (parsed.options.format or negotiate(request.headers.get("accept"))) == "png":
-        png = await run_in_threadpool(restored_png, result, task)
+        png = await services.encoder.run(restored_png, result, task)
         return Response(png, media_type="image/png", headers=headers)
-    payload = await run_in_threadpool(restore_response, result, task)
+    payload = await services.encoder.run(restore_response, result, task)
     return Response(payload.model_dump_json(), media_type="application/json", headers=headers)
