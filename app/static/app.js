@@ -179,7 +179,9 @@
     );
     for (const [key, value] of Object.entries(metrics)) {
       if (!known.has(key) && (typeof value === "number" || typeof value === "string")) {
-        rows.push([key.replaceAll("_", " "), formatNumber(value)]);
+        // Digests are for machines: show a recognisable prefix, like git does.
+        const shown = key.endsWith("sha256") ? String(value).slice(0, 12) : formatNumber(value);
+        rows.push([key.replaceAll("_", " "), shown]);
       }
     }
     if (rows.length === 0) {
