@@ -128,3 +128,22 @@ def gated_loader(
         return made[-1]
 
     return loader, get
+
+
+@contextmanager
+def serve(
+    store: ModelStore,
+    model_loader: Callable[[ModelStore, torch.device], LoadedGenerator] | None = None,
+    *,
+    ready: bool = True,
+    **overrides: Any,
+) -> Iterator[TestClient]:
+    """A running app (lifespan and all) on ``store``; waits for /readyz unless ``ready=False``."""
+    from app.main import create_app  # the app only when a test serves it
+
+    settings = app_settings(store.root, **overrides)
+    app = create_app(settings) if model_loader is None else create_app(settings, model_loader)
+    with TestClient(app) as client:
+        if ready:
+            wait_ready(client)
+        yield client

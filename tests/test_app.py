@@ -6,22 +6,25 @@ from __future__ import annotations
 import base64
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import httpx2
 import numpy as np
 import pytest
-import torch
-from app_helpers import app_settings, gated_loader, preserved_process_state, wait_ready, wait_until
+from app_helpers import (
+    gated_loader,
+    preserved_process_state,
+    serve,
+    wait_ready,
+    wait_until,
+)
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.main import create_app
 from app.schemas import MAX_REQUEST_SEED
-from gan.store import LoadedGenerator, ModelStore
+from gan.store import ModelStore
 
 VERSION = "tiny"
 
@@ -30,23 +33,6 @@ VERSION = "tiny"
 def _restore_process_state() -> Iterator[None]:
     with preserved_process_state():
         yield
-
-
-@contextmanager
-def serve(
-    store: ModelStore,
-    model_loader: Callable[[ModelStore, torch.device], LoadedGenerator] | None = None,
-    *,
-    ready: bool = True,
-    **overrides: Any,
-) -> Iterator[TestClient]:
-    """A running app (lifespan and all) on ``store``; waits for /readyz unless ``ready=False``."""
-    settings = app_settings(store.root, **overrides)
-    app = create_app(settings) if model_loader is None else create_app(settings, model_loader)
-    with TestClient(app) as client:
-        if ready:
-            wait_ready(client)
-        yield client
 
 
 @pytest.fixture

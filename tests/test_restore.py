@@ -9,7 +9,7 @@ import io
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -17,17 +17,15 @@ import pytest
 import torch
 from app_helpers import (
     GATE_TIMEOUT_S,
-    app_settings,
     preserved_process_state,
-    wait_ready,
     wait_until,
 )
+from app_helpers import serve as serve_app
 from conftest import tiny_generator
 from fastapi.testclient import TestClient
 from PIL import Image, PngImagePlugin
 from torch import nn
 
-from app.main import create_app
 from gan.restoration import NothingKnownError, RestorationError, restore, restore_batch
 from gan.store import LoadedGenerator, ModelStore
 
@@ -40,17 +38,13 @@ def _restore_process_state() -> Iterator[None]:
         yield
 
 
-@contextmanager
 def serve(
     store: ModelStore,
     loader: Callable[[ModelStore, torch.device], LoadedGenerator] | None = None,
     **overrides: Any,
-) -> Iterator[TestClient]:
-    settings = app_settings(store.root, **{**FAST, **overrides})
-    app = create_app(settings) if loader is None else create_app(settings, loader)
-    with TestClient(app) as client:
-        wait_ready(client)
-        yield client
+) -> AbstractContextManager[TestClient]:
+    """The shared ``serve`` with fast restoration settings."""
+    return serve_app(store, loader, **{**FAST, **overrides})
 
 
 @pytest.fixture
