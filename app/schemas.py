@@ -152,6 +152,18 @@ class JobParams(BaseModel):
     d_channels: int = Field(64, ge=2, le=1024)
     eval_per_digit: int = Field(1000, ge=10, le=5000, description="samples per digit to evaluate")
 
+    @field_validator(
+        "steps", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "ema_decay", "mode_seeking",
+        "aux_classifier", "seed", "latent_dim", "embed_dim", "g_channels", "d_channels",
+        "eval_per_digit", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _json_number(cls, value: object) -> object:
+        """Numbers as JSON Schema means them: "2" and true are refused, not coerced."""
+        if isinstance(value, str | bool):
+            raise PydanticCustomError("number_type", "Input should be a valid number")
+        return value
+
 
 class JobResponse(BaseModel):
     model_config = ConfigDict(protected_namespaces=())

@@ -131,6 +131,9 @@ def test_generate_base64_json(client: TestClient) -> None:
         ("application/json", "application/json"),
         ("*/*", "application/json"),
         ("text/html", "application/json"),
+        ("image/png;q=0", "application/json"),
+        ("application/json;q=0.2, image/png;q=0.8", "image/png"),
+        ("image/png, application/json", "application/json"),
     ],
 )
 def test_accept_header_picks_the_format(client: TestClient, accept: str, media_type: str) -> None:

@@ -358,3 +358,19 @@ def test_second_instance_follows_an_activation_in_the_shared_store(
     wait_for(lambda: second.get("/info").json()["model_version"] == "other", timeout=10)
     image = second.post("/generate", json={"seed": 2, "digit": 2, "format": "base64"}).json()
     assert image["model_version"] == "other"
+
+
+@pytest.mark.parametrize("field", ["steps", "lr_g", "seed"])
+@pytest.mark.parametrize("value", ["2", True])
+def test_job_parameters_are_not_coerced(
+    job_store: ModelStore,
+    tmp_path: Path,
+    mnist_dir: Path,
+    client_factory: Callable[..., TestClient],
+    field: str,
+    value: object,
+) -> None:
+    client = client_factory(make_settings(job_store, tmp_path, mnist_dir))
+    response = client.post("/jobs", json={**TINY_JOB, field: value}, headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", field]
