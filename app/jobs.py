@@ -58,11 +58,10 @@ class JobManager:
                 log.warning("job interrupted by a restart", extra={"job_id": job.id})
 
     async def shutdown(self) -> None:
-        for job_id in list(
-            self._cancelling | {j.id for j in self.db.recent() if j.state == "running"}
-        ):
+        active = self.db.active()  # one job at a time
+        if active is not None:
             with contextlib.suppress(JobStateError):
-                await self.cancel(job_id)
+                await self.cancel(active.id)
         for task in list(self._tasks):
             task.cancel()
 

@@ -11,6 +11,7 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+RESTORE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
@@ -48,6 +49,15 @@ class ServiceMetrics:
         self.images = Counter("gan_images_generated", "Images generated", registry=r)
         self.rejected = Counter(
             "gan_rejected_requests", "Requests shed by backpressure", ["reason"], registry=r
+        )
+        self.restore_duration = Histogram(
+            "gan_restore_seconds",
+            "Compute time of one restoration",
+            buckets=RESTORE_BUCKETS,
+            registry=r,
+        )
+        self.restore_outcomes = Counter(
+            "gan_restorations", "Restorations by outcome", ["outcome"], registry=r
         )
         self.model = Gauge(
             "gan_model_info", "Active model version (value 1)", ["version"], registry=r

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from prometheus_client import Counter, Histogram
 
 from app.errors import DeadlineExceededError, QueueFullError, ShuttingDownError
 from app.futures import resolve_threadsafe
@@ -32,8 +31,6 @@ from gan.imaging import GENERATOR_NAME, encode_png
 from gan.restoration import Restoration, restore
 
 log = logging.getLogger(__name__)
-
-RESTORE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 @dataclass(frozen=True)
@@ -84,16 +81,8 @@ class RestorationWorker:
         self._queue: queue.Queue[_Job | object] = queue.Queue(maxsize=queue_depth)
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name="restoration-worker", daemon=True)
-        registry = metrics.registry
-        self._duration = Histogram(
-            "gan_restore_seconds",
-            "Compute time of one restoration",
-            buckets=RESTORE_BUCKETS,
-            registry=registry,
-        )
-        self._outcomes = Counter(
-            "gan_restorations", "Restorations by outcome", ["outcome"], registry=registry
-        )
+        self._duration = metrics.restore_duration
+        self._outcomes = metrics.restore_outcomes
 
     def start(self) -> None:
         self._thread.start()

@@ -233,7 +233,7 @@ def markdown_table(results: Sequence[BatchResult]) -> str:
     return "\n".join(lines)
 
 
-def _batches(text: str) -> list[int]:
+def positive_int_list(text: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError as error:
@@ -241,7 +241,7 @@ def _batches(text: str) -> list[int]:
             f"not a comma-separated list of integers: {text}"
         ) from error
     if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("batch sizes must be positive integers")
+        raise argparse.ArgumentTypeError("values must be positive integers")
     return values
 
 
@@ -254,7 +254,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="time an untrained Generator(GeneratorConfig()) instead of a stored version",
     )
-    parser.add_argument("--batches", type=_batches, default=list(DEFAULT_BATCHES))
+    parser.add_argument("--batches", type=positive_int_list, default=list(DEFAULT_BATCHES))
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument(

@@ -47,7 +47,13 @@ from typing import Any
 
 import httpx
 import torch
-from generator_speed import BatchResult, environment, measure, prepare_model
+from generator_speed import (
+    BatchResult,
+    environment,
+    measure,
+    positive_int_list,
+    prepare_model,
+)
 
 from gan.networks import Generator, GeneratorConfig
 from gan.store import WEIGHTS_FILE, Manifest, ModelStore, StoreError
@@ -649,18 +655,6 @@ def summary_text(summary: dict[str, Any], raw: BatchResult) -> str:
 
 
 # ----- command line --------------------------------------------------------------------------
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"not a comma-separated list of integers: {text}"
-        ) from error
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("values must be positive integers")
-    return values
-
-
 def _choices(allowed: Sequence[str]) -> Any:
     def parse(text: str) -> list[str]:
         values = [part.strip() for part in text.split(",") if part.strip()]
@@ -686,7 +680,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--concurrency",
-        type=_int_list,
+        type=positive_int_list,
         help="comma-separated client concurrencies (default 1,8,32,128; 1,8 with --quick)",
     )
     parser.add_argument(
