@@ -4,7 +4,7 @@ evaluation classifier. Each network is rebuilt from a small JSON config stored i
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -14,18 +14,66 @@ NUM_CLASSES = 10
 IMAGE_SIZE = 28
 
 
+Upsampling = Literal["transpose", "nearest"]
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     latent_dim: int = 64
     embed_dim: int = 32
     channels: int = 128
+    # "transpose": 4x4 stride-2 transposed convolutions; "nearest": nearest-neighbour upsampling
+    # then a 3x3 convolution, which cannot draw the checkerboard speckle of the former.
+    upsampling: Upsampling = "transpose"
+    # The digit also scales and shifts every batch-normalised layer (conditional batch norm),
+    # not only the input vector.
+    conditional_norm: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
-        return cls(**{key: int(data[key]) for key in ("latent_dim", "embed_dim", "channels")})
+        # Manifests written before a field existed describe the network that field defaults to.
+        upsampling = data.get("upsampling", cls.upsampling)
+        if upsampling not in get_args(Upsampling):
+            raise ValueError(f"unknown upsampling {upsampling!r}")
+        return cls(
+            latent_dim=int(data["latent_dim"]),
+            embed_dim=int(data["embed_dim"]),
+            channels=int(data["channels"]),
+            upsampling=upsampling,
+            conditional_norm=bool(data.get("conditional_norm", cls.conditional_norm)),
+        )
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift are looked up per digit (de Vries et al., 2017)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.scale = nn.Embedding(NUM_CLASSES, channels)
+        self.shift = nn.Embedding(NUM_CLASSES, channels)
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # x: (N, C, H, W), labels: (N,) -> (N, C, H, W)
+        scale = self.scale(labels)[:, :, None, None]
+        shift = self.shift(labels)[:, :, None, None]
+        out: torch.Tensor = self.norm(x) * scale + shift
+        return out
+
+
+def _upsample(in_channels: int, out_channels: int, mode: Upsampling, bias: bool) -> list[nn.Module]:
+    """Layers that double height and width: (N, in, H, W) -> (N, out, 2H, 2W)."""
+    if mode == "transpose":
+        return [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)]
+    return [
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias),
+    ]
 
 
 class Generator(nn.Module):
@@ -36,25 +84,31 @@ class Generator(nn.Module):
         self.config = config
         c = config.channels
         self.label_embedding = nn.Embedding(NUM_CLASSES, config.embed_dim)
-        self.project = nn.Sequential(
-            nn.Linear(config.latent_dim + config.embed_dim, c * 7 * 7, bias=False),
-            nn.BatchNorm1d(c * 7 * 7),
-            nn.ReLU(inplace=True),
-        )
+        linear = nn.Linear(config.latent_dim + config.embed_dim, c * 7 * 7, bias=False)
+        to_maps = nn.Unflatten(1, (c, 7, 7))
+        layers: list[nn.Module]
+        if config.conditional_norm:
+            layers = [linear, to_maps, ConditionalBatchNorm2d(c), nn.ReLU(inplace=True)]
+            middle_norm: nn.Module = ConditionalBatchNorm2d(c // 2)
+        else:
+            # The first shipped model's layout: its state-dict keys must keep loading.
+            layers = [linear, nn.BatchNorm1d(c * 7 * 7), nn.ReLU(inplace=True), to_maps]
+            middle_norm = nn.BatchNorm2d(c // 2)
+        self.project = nn.Sequential(*layers)
         self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(c, c // 2, kernel_size=4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c // 2),
+            *_upsample(c, c // 2, config.upsampling, bias=False),
+            middle_norm,
             nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(c // 2, 1, kernel_size=4, stride=2, padding=1),
+            *_upsample(c // 2, 1, config.upsampling, bias=True),
             nn.Tanh(),
         )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # z: (N, latent_dim) float, labels: (N,) int64 -> (N, 1, 28, 28) in [-1, 1]
-        h = torch.cat([z, self.label_embedding(labels)], dim=1)
-        h = self.project(h).view(-1, self.config.channels, 7, 7)
-        out: torch.Tensor = self.upsample(h)
-        return out
+        h = torch.cat([z, self.label_embedding(labels)], dim=1)  # (N, latent + embed)
+        for layer in (*self.project, *self.upsample):
+            h = layer(h, labels) if isinstance(layer, ConditionalBatchNorm2d) else layer(h)
+        return h
 
 
 @dataclass(frozen=True)

@@ -144,8 +144,14 @@ class ModelStore:
         manifest = self.manifest(version)
         if manifest.kind != "generator":
             raise StoreError(f"{version!r} is a {manifest.kind}, not a generator")
+        try:
+            config = GeneratorConfig.from_dict(manifest.architecture)
+        except (KeyError, TypeError, ValueError) as error:
+            raise IntegrityError(
+                f"{version!r} describes no known architecture: {error!r}"
+            ) from error
         state = self._read_verified(self.version_dir(version), manifest)
-        model = Generator(GeneratorConfig.from_dict(manifest.architecture))
+        model = Generator(config)
         _load_state(model, state, version)
         return LoadedGenerator(version, manifest, model.to(device).eval())
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import TINY_GENERATOR, TINY_VERSION, tiny_generator
 
-from gan.networks import Classifier
+from gan.networks import Classifier, Generator
 from gan.sampling import latents_for_seeds
 from gan.store import (
     ACTIVE_POINTER,
@@ -124,6 +125,60 @@ def test_architecture_mismatch_is_refused(tiny_store: ModelStore, change: dict[s
     )
     with pytest.raises(IntegrityError, match="do not fit its architecture"):
         tiny_store.load_generator(TINY_VERSION)
+
+
+@pytest.mark.parametrize(
+    "architecture",
+    [
+        {"upsampling": "bilinear"},
+        {"channels": "many"},
+        {"latent_dim": None},
+    ],
+)
+def test_unknown_architecture_is_refused(
+    tiny_store: ModelStore, architecture: dict[str, object]
+) -> None:
+    edit_manifest(
+        tiny_store,
+        TINY_VERSION,
+        lambda m: m.update(architecture={**TINY_GENERATOR.to_dict(), **architecture}),
+    )
+    with pytest.raises(IntegrityError, match="describes no known architecture"):
+        tiny_store.load_generator(TINY_VERSION)
+
+
+def test_manifest_from_before_the_architecture_options_loads(tiny_store: ModelStore) -> None:
+    """The first format recorded only latent_dim, embed_dim and channels: transposed
+    convolutions and plain batch norm, which is what the missing fields default to."""
+    first_format = {k: TINY_GENERATOR.to_dict()[k] for k in ("latent_dim", "embed_dim", "channels")}
+    edit_manifest(tiny_store, TINY_VERSION, lambda m: m.update(architecture=first_format))
+    loaded = tiny_store.load_generator(TINY_VERSION).model
+    assert loaded.config == TINY_GENERATOR
+    assert (loaded.config.upsampling, loaded.config.conditional_norm) == ("transpose", False)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"upsampling": "nearest"},
+        {"conditional_norm": True},
+        {"upsampling": "nearest", "conditional_norm": True},
+    ],
+)
+def test_architecture_variants_round_trip(tmp_path: Path, variant: dict[str, object]) -> None:
+    config = replace(TINY_GENERATOR, **variant)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    original = Generator(config).eval()
+    manifest = generator_manifest("variant", architecture=config.to_dict())
+    store = ModelStore(tmp_path)
+    store.publish(manifest, original.state_dict())
+    loaded = store.load_generator("variant").model
+    assert loaded.config == config
+    z, labels = latents_for_seeds(list(range(20)), config.latent_dim, [None] * 20)
+    with torch.inference_mode():
+        expected, actual = original(z, labels), loaded(z, labels)
+    assert actual.shape == (20, 1, 28, 28)
+    assert torch.equal(expected, actual)
 
 
 def test_published_with_wrong_architecture_is_refused(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from training.data import Split, checksums, load_split
 from training.evaluate import diversity_ratio, frechet_distance, precision_recall
 from training.train import (
     CHECKPOINT_FILE,
+    CheckpointMismatch,
     Loss,
     TrainConfig,
     discriminator_loss,
@@ -176,6 +177,18 @@ def test_resume_without_checkpoint_starts_from_scratch(config: TrainConfig) -> N
     train(replace(config, version="resume", run_dir=str(root / "empty"), resume=True))
     store = ModelStore(config.store)
     assert store.manifest("fresh").weights_sha256 == store.manifest("resume").weights_sha256
+
+
+def test_resume_refuses_a_checkpoint_of_other_networks(
+    config: TrainConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(replace(config, version="first"))
+    state = torch.load(Path(config.run_dir) / CHECKPOINT_FILE, weights_only=True)
+    assert state["architectures"]["generator"] == TINY_GENERATOR.to_dict()
+    other = replace(TINY_GENERATOR, conditional_norm=True)
+    with pytest.raises(CheckpointMismatch, match="conditional_norm"):
+        train(replace(config, version="second", generator=other, steps=6, resume=True))
+    assert [m.version for m in ModelStore(config.store).versions()] == ["first"]
 
 
 @pytest.mark.parametrize("loss", LOSSES)

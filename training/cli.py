@@ -7,13 +7,13 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
 
 from gan.imaging import encode_png, tile
-from gan.networks import NUM_CLASSES, DiscriminatorConfig, GeneratorConfig
+from gan.networks import NUM_CLASSES, DiscriminatorConfig, GeneratorConfig, Upsampling
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import ModelStore, StoreError
 from training.data import DATA_DIR_ENV, DataError, download, load_split
@@ -62,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--latent-dim", type=int, default=GeneratorConfig.latent_dim)
     train.add_argument("--embed-dim", type=int, default=GeneratorConfig.embed_dim)
     train.add_argument("--g-channels", type=int, default=GeneratorConfig.channels)
+    train.add_argument(
+        "--upsampling",
+        choices=get_args(Upsampling),
+        default=GeneratorConfig.upsampling,
+        help="how the generator doubles resolution",
+    )
+    train.add_argument(
+        "--conditional-norm",
+        action="store_true",
+        help="the digit scales and shifts every batch norm of the generator",
+    )
     train.add_argument("--d-channels", type=int, default=DiscriminatorConfig.channels)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -112,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from training.train import TrainConfig, train  # heavy imports only for this command
+    # Heavy imports only for this command.
+    from training.train import CheckpointMismatch, TrainConfig, train
 
     progress = args.progress
     if progress == "auto":
@@ -133,7 +145,13 @@ def run_train(args: argparse.Namespace) -> None:
         ema_decay=args.ema_decay,
         mode_seeking=args.mode_seeking,
         aux_classifier=args.aux_classifier,
-        generator=GeneratorConfig(args.latent_dim, args.embed_dim, args.g_channels),
+        generator=GeneratorConfig(
+            latent_dim=args.latent_dim,
+            embed_dim=args.embed_dim,
+            channels=args.g_channels,
+            upsampling=args.upsampling,
+            conditional_norm=args.conditional_norm,
+        ),
         discriminator=DiscriminatorConfig(args.d_channels),
         seed=args.seed,
         device=args.device,
@@ -143,7 +161,10 @@ def run_train(args: argparse.Namespace) -> None:
         resume=args.resume,
         limit_samples=args.limit_samples,
     )
-    version = train(config, progress)
+    try:
+        version = train(config, progress)
+    except CheckpointMismatch as error:
+        raise SystemExit(f"error: {error}") from error
     if version is None:  # a non-zero torchrun rank
         return
     if args.evaluate:

@@ -33,6 +33,10 @@ Loss = Literal["bce", "hinge"]
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
+class CheckpointMismatch(Exception):
+    """--resume was asked to continue a checkpoint of different networks."""
+
+
 @dataclass
 class TrainConfig:
     data_dir: str | None = None
@@ -135,8 +139,7 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
 
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     generator = Generator(config.generator).to(device)
-    head = config.aux_classifier > 0
-    discriminator = Discriminator(replace(config.discriminator, classifier_head=head)).to(device)
+    discriminator = Discriminator(discriminator_config(config)).to(device)
     # torch's stubs lack the memory_format overload of Module.to.
     generator.to(memory_format=memory_format)  # type: ignore[call-overload]
     discriminator.to(memory_format=memory_format)  # type: ignore[call-overload]
@@ -157,6 +160,7 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
     checkpoint_path = run_dir / CHECKPOINT_FILE
     if config.resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        check_architectures(state, checkpoint_path, architectures(config))
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
         ema.load_state_dict(state["ema"])
@@ -224,7 +228,16 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
                 sample_grid(ema.module, config.generator.latent_dim, device)
             )
         if ddp.is_main and (done % config.checkpoint_every == 0 or done == config.steps):
-            save_checkpoint(checkpoint_path, done, generator, discriminator, ema, opt_g, opt_d)
+            save_checkpoint(
+                checkpoint_path,
+                done,
+                architectures(config),
+                generator,
+                discriminator,
+                ema,
+                opt_g,
+                opt_d,
+            )
         if done % config.log_every == 0 or done == config.steps:
             elapsed = time.perf_counter() - window_start
             rate = window_steps * global_batch / max(elapsed, 1e-9)
@@ -253,9 +266,34 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
     return version
 
 
+def discriminator_config(config: TrainConfig) -> DiscriminatorConfig:
+    # The AC-GAN head exists only when its loss is on: DDP rejects parameters without gradients.
+    return replace(config.discriminator, classifier_head=config.aux_classifier > 0)
+
+
+def architectures(config: TrainConfig) -> dict[str, dict[str, Any]]:
+    """What a checkpoint records of its networks, so that it describes itself."""
+    return {
+        "generator": config.generator.to_dict(),
+        "discriminator": discriminator_config(config).to_dict(),
+    }
+
+
+def check_architectures(
+    state: dict[str, Any], path: Path, expected: dict[str, dict[str, Any]]
+) -> None:
+    recorded = state.get("architectures")
+    if recorded is not None and recorded != expected:
+        raise CheckpointMismatch(
+            f"{path} holds networks {recorded}, this run asks for {expected}: "
+            "give the same architecture options, or a new --run-dir"
+        )
+
+
 def save_checkpoint(
     path: Path,
     step: int,
+    networks: dict[str, dict[str, Any]],
     generator: nn.Module,
     discriminator: nn.Module,
     ema: nn.Module,
@@ -264,6 +302,7 @@ def save_checkpoint(
 ) -> None:
     state = {
         "step": step,
+        "architectures": networks,
         "generator": generator.state_dict(),
         "discriminator": discriminator.state_dict(),
         "ema": ema.state_dict(),
@@ -285,10 +324,7 @@ def export(config: TrainConfig, ema_generator: nn.Module, resumed_at_step: int =
     training: dict[str, Any] = asdict(config)
     training.pop("generator")
     training.pop("discriminator")
-    head = config.aux_classifier > 0
-    training["discriminator_architecture"] = replace(
-        config.discriminator, classifier_head=head
-    ).to_dict()
+    training["discriminator_architecture"] = architectures(config)["discriminator"]
     training["resumed_at_step"] = resumed_at_step
     manifest = Manifest(
         kind="generator",
