@@ -13,7 +13,6 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
@@ -149,7 +148,7 @@ def create_app(
     app.include_router(web.router)
     app.include_router(datasets.router)
     app.include_router(restore.router)
-    app.mount("/static", StaticFiles(directory=web.STATIC_DIR, check_dir=False), name="static")
+    app.mount("/static", web.page_files(), name="static")
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:

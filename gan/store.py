@@ -209,9 +209,16 @@ class ModelStore:
             (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
             if extra_files is not None:
                 extra_files(staging)
-            if final.exists():  # replacing the classifier: move the old one aside first
+            if final.exists() and manifest.kind == "classifier":  # replaced, not versioned
                 shutil.rmtree(final)
-            os.rename(staging, final)
+            try:
+                os.rename(staging, final)
+            except OSError as error:
+                if final.exists():  # another writer published this name since the check above
+                    raise VersionExists(
+                        f"model version {manifest.version!r} already exists"
+                    ) from error
+                raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -209,6 +209,19 @@ def test_metrics(client: TestClient) -> None:
     assert generated is not None and float(generated.group(1)) == 3.0
 
 
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [("/", "text/html"), ("/static/app.js", "text/javascript"), ("/static/style.css", "text/css")],
+)
+def test_page_files_are_revalidated(client: TestClient, path: str, media_type: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(media_type)
+    assert response.headers["cache-control"] == "no-cache"
+    unchanged = client.get(path, headers={"If-None-Match": response.headers["etag"]})
+    assert unchanged.status_code == 304
+
+
 def test_openapi_and_docs(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     for path in ("/generate", "/digits/{digit}.png", "/healthz", "/readyz", "/info", "/metrics"):

@@ -240,6 +240,23 @@ def test_publishing_a_version_twice_is_refused(tiny_store: ModelStore) -> None:
     assert leftovers(tiny_store) == []
 
 
+def test_losing_a_publish_race_is_version_exists(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+
+    def rival_publishes_first(_staging: Path) -> None:
+        publish_tiny(store, "race", seed=1)  # lands between the existence check and the rename
+
+    with pytest.raises(VersionExists, match="'race'"):
+        store.publish(
+            generator_manifest("race"),
+            tiny_generator(seed=0).state_dict(),
+            extra_files=rival_publishes_first,
+        )
+    winner = store.load_generator("race").model.state_dict()
+    assert all(torch.equal(winner[k], v) for k, v in tiny_generator(seed=1).state_dict().items())
+    assert leftovers(store) == []
+
+
 def test_versions_and_active(tmp_path: Path) -> None:
     store = ModelStore(tmp_path / "store")
     assert store.versions() == []

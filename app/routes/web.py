@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 INDEX = STATIC_DIR / "index.html"
@@ -15,8 +17,21 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-async def index() -> FileResponse:
+async def index(request: Request) -> Response:
     if not INDEX.is_file():  # an install that left the package data out
         raise HTTPException(404, f"the web page is not installed ({INDEX} is missing)")
-    # no-cache: a new release of the page shows at once (it is a few kB).
-    return FileResponse(INDEX, media_type="text/html", headers={"Cache-Control": "no-cache"})
+    return await page_files().get_response(INDEX.name, request.scope)
+
+
+class RevalidatedStaticFiles(StaticFiles):
+    """The page and its script and stylesheet, revalidated on every use (a 304 when unchanged):
+    a new release shows at once and never runs an old script against a new page."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def page_files() -> RevalidatedStaticFiles:
+    return RevalidatedStaticFiles(directory=STATIC_DIR, check_dir=False)
