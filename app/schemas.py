@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
 
 from gan.sampling import MAX_SEED
+from gan.store import VERSION_PATTERN
 
 HARD_MAX_N = 4096
 HARD_MAX_SCALE = 64
@@ -32,6 +33,7 @@ class GenerateRequest(BaseModel):
                 {"digit": 7, "n": 1, "seed": 42, "format": "png", "scale": 4},
                 {"n": 16, "seed": 0, "format": "png", "grid": True},
                 {"digit": 3, "n": 4, "format": "base64"},
+                {"digit": 5, "n": 8, "seed": 7, "version": "mnist-cgan-v1"},
             ],
             # The combinations the route rejects (422), so the schema admits only what it serves.
             "allOf": [
@@ -75,6 +77,12 @@ class GenerateRequest(BaseModel):
     )
     scale: int = Field(
         1, ge=1, le=HARD_MAX_SCALE, description="nearest-neighbour upscale (limit: GAN_MAX_SCALE)"
+    )
+    version: str | None = Field(
+        None,
+        pattern=VERSION_PATTERN.pattern,
+        description="draw only with this model version (404 when another one is active), so "
+        "that seed + version name the same images forever",
     )
 
     @field_validator("digit", "n", "seed", "scale", mode="before")

@@ -20,6 +20,7 @@ from app_helpers import (
     wait_ready,
     wait_until,
 )
+from conftest import tiny_generator
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -331,6 +332,46 @@ def test_if_none_match_gives_304_without_body(client: TestClient) -> None:
     assert stale.content
 
 
+def test_generate_pinned_to_the_active_version(client: TestClient) -> None:
+    pinned = generate(client, digit=4, n=2, seed=9, version=VERSION)
+    assert pinned.json() == generate(client, digit=4, n=2, seed=9).json()
+    assert pinned.headers["x-model-version"] == VERSION
+
+
+@pytest.mark.parametrize("path", ["/generate", "/digits/4.png"])
+def test_pinned_to_another_version_is_404(client: TestClient, path: str) -> None:
+    if path == "/generate":
+        response = client.post(path, json={"digit": 4, "seed": 1, "version": "older"})
+    else:
+        response = client.get(path, params={"seed": 1, "version": "older"})
+    assert response.status_code == 404
+    assert response.json()["detail"] == "model version 'older' is not served here (active: 'tiny')"
+
+
+def test_swap_after_the_check_gives_404_not_another_models_image(tiny_store: ModelStore) -> None:
+    tiny_store.publish(
+        tiny_store.manifest(VERSION).model_copy(update={"version": "next"}),
+        tiny_generator(seed=1).state_dict(),
+    )
+    loader, model = gated_loader(open_gate=False)
+    with serve(tiny_store, loader, max_wait_ms=0) as client, ThreadPoolExecutor(2) as pool:
+        worker = client.app.state.services.worker  # type: ignore[attr-defined]
+        try:
+            busy = pool.submit(client.post, "/generate", json={"seed": 0, "format": "png"})
+            assert model().entered.wait(10), "the worker never started a forward pass"
+            pinned = pool.submit(
+                client.post, "/generate", json={"digit": 2, "seed": 0, "version": VERSION}
+            )
+            wait_until(lambda: worker.queued_images == 1)  # checked against 'tiny', queued
+            worker.swap(tiny_store.load_generator("next"))
+        finally:
+            model().gate.set()
+        assert busy.result(timeout=10).headers["x-model-version"] == VERSION
+        response = pinned.result(timeout=10)
+        assert response.status_code == 404
+        assert "'tiny' is not served here (active: 'next')" in response.json()["detail"]
+
+
 def test_unseeded_get_is_not_cacheable(client: TestClient) -> None:
     response = client.get("/digits/3.png")
     assert response.status_code == 200
@@ -488,6 +529,7 @@ def assert_422(response: httpx2.Response, loc: list[Any], *fragments: str) -> No
         ({"format": "gif"}, ["body", "format"], ["'png' or 'base64'"]),
         ({"n": 2, "grid": True, "format": "base64"}, ["body", "grid"], ["format=png"]),
         ({"n": 2, "format": "png"}, ["body", "n"], ["grid=true", "n=1"]),
+        ({"version": "../x"}, ["body", "version"], ["should match pattern"]),
     ],
 )
 def test_generate_validation_errors(

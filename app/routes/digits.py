@@ -9,10 +9,14 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from app import rendering
 from app.disconnect import cancel_on_disconnect
-from app.errors import VersionMismatchError
 from app.limits import check_max, raise_if_any
-from app.routes.generate import ERRORS, RANDOM_SEED_BOUND
-from app.schemas import HARD_MAX_SCALE, MAX_REQUEST_SEED, ErrorResponse
+from app.routes.generate import (
+    ERRORS,
+    PINNED_VERSION_ERRORS,
+    RANDOM_SEED_BOUND,
+    check_pinned,
+)
+from app.schemas import HARD_MAX_SCALE, MAX_REQUEST_SEED
 from app.services import ServicesDep
 from gan.store import VERSION_PATTERN
 
@@ -26,7 +30,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
     responses={
         200: {"content": {"image/png": {}}, "description": "the digit as a PNG"},
         304: {"description": "not modified (If-None-Match matched the ETag)"},
-        404: {"model": ErrorResponse, "description": "the pinned version is not served here"},
+        **PINNED_VERSION_ERRORS,
         **ERRORS,
     },
     summary="A digit image URL for web pages",
@@ -50,10 +54,7 @@ async def digit_png(
     settings = services.settings
     raise_if_any(check_max(("query", "scale"), scale, settings.max_scale, "GAN_MAX_SCALE"))
     active = services.worker.version
-    if version is not None and version != active:
-        raise VersionMismatchError(
-            f"model version {version!r} is not served here (active: {active!r})"
-        )
+    check_pinned(version, active)
     if seed is None:
         cache_control = "no-store"
     elif version is not None:
@@ -68,6 +69,7 @@ async def digit_png(
     result = await cancel_on_disconnect(
         request, services.worker.generate([chosen_seed], [digit], settings.request_timeout_s)
     )
+    check_pinned(version, result.version)
     png = await services.encoder.run(rendering.image_png, result, 0, scale)
     headers = {
         "Cache-Control": cache_control,

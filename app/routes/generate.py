@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from app import rendering
 from app.disconnect import cancel_on_disconnect
+from app.errors import VersionMismatchError
 from app.limits import check_max, invalid, raise_if_any
 from app.schemas import ErrorResponse, GenerateRequest, GenerateResponse, ImageFormat
 from app.services import ServicesDep
@@ -24,6 +25,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "request body too large"},
     503: {"model": ErrorResponse, "description": "busy (queue full or deadline): see Retry-After"},
 }
+
+
+PINNED_VERSION_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "the pinned version is not served here"}
+}
+
+
+def check_pinned(pinned: str | None, served: str) -> None:
+    """A request that names a version gets that version's images or a 404, never another's.
+    Checked before queueing (the usual case) and again on the result: a swap may land between."""
+    if pinned is not None and pinned != served:
+        raise VersionMismatchError(
+            f"model version {pinned!r} is not served here (active: {served!r})"
+        )
 
 
 PNG_RANGES = ("image/png", "image/*", "*/*")
@@ -62,6 +77,7 @@ def negotiate(accept: str | None) -> ImageFormat:
             "Accept: image/png",
         },
         **UNREADABLE_BODY,
+        **PINNED_VERSION_ERRORS,
         **ERRORS,
     },
     summary="Generate digit images",
@@ -82,12 +98,14 @@ async def generate(body: GenerateRequest, request: Request, services: ServicesDe
             "format=png returns one image: use n=1, grid=true or format=base64",
             body.n,
         )
+    check_pinned(body.version, services.worker.version)
     first_seed = body.seed if body.seed is not None else secrets.randbelow(RANDOM_SEED_BOUND)
     seeds = list(range(first_seed, first_seed + body.n))
     result = await cancel_on_disconnect(
         request,
         services.worker.generate(seeds, [body.digit] * body.n, settings.request_timeout_s),
     )
+    check_pinned(body.version, result.version)
     headers = {
         "X-Model-Version": result.version,
         "X-Seed": str(first_seed),
