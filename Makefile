@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint typecheck pytest deploy-lint install bench clean
+.PHONY: serve test lint typecheck pytest deploy-lint install bench docs-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ deploy-lint: $(VENV)-tools/.installed
 bench: install  ## serving and generator benchmarks (prints tables)
 	$(BIN)/python benchmarks/generator_speed.py
 	$(BIN)/python benchmarks/serving.py
+
+docs-images: install  ## redraw docs/samples.png and docs/screenshot.png from the active model
+	$(BIN)/python scripts/docs_images.py
 
 clean:
 	rm -rf $(VENV) $(VENV)-tools .pytest_cache .mypy_cache .ruff_cache

@@ -5,14 +5,13 @@ CI installs the browser (``apt-get install -y chromium chromium-driver``); witho
 fails rather than skips, so a broken page can never pass unnoticed. ``playwright install`` is never
 needed: the test drives the system's Chromium.
 
-``UPDATE_SCREENSHOT=1`` also writes ``docs/screenshot.png`` (the README's picture of the page).
+(The README's picture of the page is drawn on the shipped model by ``scripts/docs_images.py``.)
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import socket
 import threading
@@ -46,7 +45,6 @@ CHROMIUM_ARGS = [
 ]
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-DOCS_SCREENSHOT = ROOT / "docs" / "screenshot.png"
 TOKEN = "browser-test-token"
 MAX_N, MAX_SCALE = 16, 8
 # A job long enough to be cancelled mid-way, on networks small enough to start at once.
@@ -172,11 +170,6 @@ def save_screenshot(page: Page) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "page.png"
     page.screenshot(path=str(shot), full_page=True)
-    if os.environ.get("UPDATE_SCREENSHOT") == "1":
-        # A palette PNG: a fraction of the size, the same picture (the page has few colours).
-        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-        with Image.open(shot) as image:
-            image.convert("RGB").quantize(colors=128).save(DOCS_SCREENSHOT, optimize=True)
 
 
 def test_page_generates_reports_errors_and_runs_a_job(server: str) -> None:
