@@ -159,7 +159,11 @@ class JobManager:
         ]
         argv += ["--checkpoint-every", str(max(1, steps // 10))]
         for name, value in params.items():
-            argv += [f"--{name.replace('_', '-')}", str(value)]
+            option = name.replace("_", "-")
+            if isinstance(value, bool):  # a switch: --conditional-norm / --no-conditional-norm
+                argv.append(f"--{option}" if value else f"--no-{option}")
+            else:
+                argv += [f"--{option}", str(value)]
         return argv
 
     async def _run(self, job: JobRecord) -> None:

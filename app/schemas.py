@@ -132,7 +132,8 @@ class ErrorResponse(BaseModel):
 
 
 class JobParams(BaseModel):
-    """Parameters of a retraining job. The data directory comes from settings, never a request."""
+    """Parameters of a retraining job. The data directory comes from settings, never a request.
+    The defaults are the training CLI's (a test holds them equal), except for the job's length."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -151,13 +152,19 @@ class JobParams(BaseModel):
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     ema_decay: float = Field(0.999, ge=0, lt=1)
-    mode_seeking: float = Field(0.5, ge=0, le=100, description="mode-seeking regulariser weight")
-    aux_classifier: float = Field(1.0, ge=0, le=100, description="AC-GAN classification weight")
+    mode_seeking: float = Field(0.25, ge=0, le=100, description="mode-seeking regulariser weight")
+    aux_classifier: float = Field(0.1, ge=0, le=100, description="AC-GAN classification weight")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     latent_dim: int = Field(64, ge=1, le=512)
     embed_dim: int = Field(32, ge=1, le=512)
     g_channels: int = Field(128, ge=2, le=1024)
-    d_channels: int = Field(64, ge=2, le=1024)
+    upsampling: Literal["transpose", "nearest"] = Field(
+        "transpose", description="generator upsampling: transposed conv, or nearest + conv"
+    )
+    conditional_norm: StrictBool = Field(
+        True, description="the digit scales and shifts every batch norm of the generator"
+    )
+    d_channels: int = Field(128, ge=2, le=1024)
     eval_per_digit: int = Field(1000, ge=10, le=5000, description="samples per digit to evaluate")
 
     @field_validator(

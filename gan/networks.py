@@ -23,19 +23,20 @@ class GeneratorConfig:
     embed_dim: int = 32
     channels: int = 128
     # "transpose": 4x4 stride-2 transposed convolutions; "nearest": nearest-neighbour upsampling
-    # then a 3x3 convolution, which cannot draw the checkerboard speckle of the former.
+    # then a 3x3 convolution (no checkerboard pattern, but about 3x slower on a CPU).
     upsampling: Upsampling = "transpose"
     # The digit also scales and shifts every batch-normalised layer (conditional batch norm),
     # not only the input vector.
-    conditional_norm: bool = False
+    conditional_norm: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
-        # Manifests written before a field existed describe the network that field defaults to.
-        upsampling = data.get("upsampling", cls.upsampling)
+        # A manifest written before a field existed describes the network of that time:
+        # transposed convolutions and plain batch norm.
+        upsampling = data.get("upsampling", "transpose")
         if upsampling not in get_args(Upsampling):
             raise ValueError(f"unknown upsampling {upsampling!r}")
         return cls(
@@ -43,7 +44,7 @@ class GeneratorConfig:
             embed_dim=int(data["embed_dim"]),
             channels=int(data["channels"]),
             upsampling=upsampling,
-            conditional_norm=bool(data.get("conditional_norm", cls.conditional_norm)),
+            conditional_norm=bool(data.get("conditional_norm", False)),
         )
 
 
@@ -113,7 +114,7 @@ class Generator(nn.Module):
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
-    channels: int = 64
+    channels: int = 128
     classifier_head: bool = False  # the AC-GAN digit classifier; only built when trained
 
     def to_dict(self) -> dict[str, Any]:

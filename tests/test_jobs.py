@@ -22,9 +22,11 @@ from app.config import Settings
 from app.jobdb import JobDatabase
 from app.main import create_app
 from app.promotion import decide
+from app.schemas import JobParams
 from gan.networks import Classifier
 from gan.store import CLASSIFIER_WEIGHTS_FILE, WEIGHTS_FILE, Manifest, ModelStore
 from tests.conftest import TINY_GENERATOR, tiny_generator
+from training import cli
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -264,12 +266,25 @@ def test_auto_promotion_activates_a_version_that_passes_the_gates(
         "gate_tolerance": 1.0,
     }
     client = client_factory(make_settings(job_store, tmp_path, mnist_dir, **lax))
-    job = client.post("/jobs", json=TINY_JOB, headers=AUTH).json()
+    # Switches and choices reach the training command too, not only numbers.
+    architecture = {"conditional_norm": False, "upsampling": "nearest"}
+    job = client.post("/jobs", json={**TINY_JOB, **architecture}, headers=AUTH).json()
     done = wait_for_state(client, job["id"], {"succeeded", "failed"})
     assert done["state"] == "succeeded", done["log_tail"]
     assert done["decision"]["promote"] is True
     assert client.get("/info").json()["model_version"] == done["version"]
     assert job_store.active_version() == done["version"]
+    manifest = job_store.manifest(done["version"])
+    assert {key: manifest.architecture[key] for key in architecture} == architecture
+
+
+def test_job_defaults_are_the_training_clis() -> None:
+    """One recipe: a job with default parameters trains what `python -m training train` does
+    (only the job's length differs, so that a default job ends in minutes)."""
+    cli_defaults = vars(cli.build_parser().parse_args(["train"]))
+    for name, field in JobParams.model_fields.items():
+        if name != "steps":
+            assert field.default == cli_defaults[name], name
 
 
 def test_promotion_gates_give_reasons() -> None:

@@ -147,22 +147,28 @@ def test_unknown_architecture_is_refused(
         tiny_store.load_generator(TINY_VERSION)
 
 
-def test_manifest_from_before_the_architecture_options_loads(tiny_store: ModelStore) -> None:
-    """The first format recorded only latent_dim, embed_dim and channels: transposed
-    convolutions and plain batch norm, which is what the missing fields default to."""
+def test_manifest_from_before_the_architecture_options_loads(tmp_path: Path) -> None:
+    """The first format recorded only latent_dim, embed_dim and channels: its networks had
+    transposed convolutions and plain batch norm, which is what the missing fields mean."""
+    first_network = replace(TINY_GENERATOR, upsampling="transpose", conditional_norm=False)
     first_format = {k: TINY_GENERATOR.to_dict()[k] for k in ("latent_dim", "embed_dim", "channels")}
-    edit_manifest(tiny_store, TINY_VERSION, lambda m: m.update(architecture=first_format))
-    loaded = tiny_store.load_generator(TINY_VERSION).model
-    assert loaded.config == TINY_GENERATOR
-    assert (loaded.config.upsampling, loaded.config.conditional_norm) == ("transpose", False)
+    torch.manual_seed(0)
+    original = Generator(first_network).eval()
+    store = ModelStore(tmp_path)
+    store.publish(generator_manifest("first", architecture=first_format), original.state_dict())
+    loaded = store.load_generator("first").model
+    assert loaded.config == first_network
+    z, labels = latents_for_seeds(list(range(8)), TINY_GENERATOR.latent_dim, [None] * 8)
+    with torch.inference_mode():
+        assert torch.equal(original(z, labels), loaded(z, labels))
 
 
 @pytest.mark.parametrize(
     "variant",
     [
         {"upsampling": "nearest"},
-        {"conditional_norm": True},
-        {"upsampling": "nearest", "conditional_norm": True},
+        {"conditional_norm": False},
+        {"upsampling": "nearest", "conditional_norm": False},
     ],
 )
 def test_architecture_variants_round_trip(tmp_path: Path, variant: dict[str, object]) -> None:

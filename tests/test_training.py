@@ -30,13 +30,12 @@ from gan.store import (
     sha256_bytes,
 )
 from training import cli
+from training.config import Loss, TrainConfig
 from training.data import Split, checksums, load_split
 from training.evaluate import diversity_ratio, frechet_distance, precision_recall
 from training.train import (
     CHECKPOINT_FILE,
     CheckpointMismatch,
-    Loss,
-    TrainConfig,
     discriminator_loss,
     generator_loss,
     train,
@@ -120,7 +119,11 @@ def test_training_run_publishes_a_version(
     assert manifest.architecture == TINY_GENERATOR.to_dict()
     assert manifest.training["steps"] == 3 and manifest.training["seed"] == 0
     assert manifest.training["loss"] == "bce"
-    assert manifest.training["discriminator_architecture"] == TINY_DISCRIMINATOR.to_dict()
+    # The recipe's AC-GAN term is on by default, so the critic has its digit head.
+    assert manifest.training["aux_classifier"] > 0
+    assert manifest.training["discriminator_architecture"] == replace(
+        TINY_DISCRIMINATOR, classifier_head=True
+    ).to_dict()
     assert manifest.parent is None
     with Image.open(directory / SAMPLES_FILE) as grid:
         assert grid.size == (10 * 30 + 2, 10 * 30 + 2)
@@ -185,7 +188,7 @@ def test_resume_refuses_a_checkpoint_of_other_networks(
     train(replace(config, version="first"))
     state = torch.load(Path(config.run_dir) / CHECKPOINT_FILE, weights_only=True)
     assert state["architectures"]["generator"] == TINY_GENERATOR.to_dict()
-    other = replace(TINY_GENERATOR, conditional_norm=True)
+    other = replace(TINY_GENERATOR, conditional_norm=not TINY_GENERATOR.conditional_norm)
     with pytest.raises(CheckpointMismatch, match="conditional_norm"):
         train(replace(config, version="second", generator=other, steps=6, resume=True))
     assert [m.version for m in ModelStore(config.store).versions()] == ["first"]
@@ -195,7 +198,7 @@ def test_resume_refuses_a_checkpoint_of_other_networks(
 def test_both_losses_train(
     config: TrainConfig, loss: Loss, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    train(replace(config, loss=loss, steps=2), "jsonl")
+    train(replace(config, loss=loss, steps=2, aux_classifier=0.0), "jsonl")  # the game alone
     progress = [e for e in events(capsys.readouterr().out) if e["event"] == "progress"]
     assert len(progress) == 2
     assert all(math.isfinite(e["loss_d"]) and math.isfinite(e["loss_g"]) for e in progress)

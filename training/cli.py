@@ -16,6 +16,7 @@ from gan.imaging import encode_png, tile
 from gan.networks import NUM_CLASSES, DiscriminatorConfig, GeneratorConfig, Upsampling
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import ModelStore, StoreError
+from training.config import Loss, TrainConfig
 from training.data import DATA_DIR_ENV, DataError, download, load_split
 
 
@@ -45,19 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", default="runs/latest", help="checkpoints and sample grids")
     train.add_argument("--version", default=None, help="version name (default: timestamped)")
     train.add_argument("--parent", default=None, help="version this one was trained to replace")
-    train.add_argument("--steps", type=int, default=10_000)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--loss", choices=["bce", "hinge"], default="bce")
-    train.add_argument("--lr-g", type=float, default=2e-4)
-    train.add_argument("--lr-d", type=float, default=2e-4)
-    train.add_argument("--beta1", type=float, default=0.5)
-    train.add_argument("--beta2", type=float, default=0.999)
-    train.add_argument("--ema-decay", type=float, default=0.999)
+    train.add_argument("--steps", type=int, default=TrainConfig.steps)
+    train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    train.add_argument("--loss", choices=get_args(Loss), default=TrainConfig.loss)
+    train.add_argument("--lr-g", type=float, default=TrainConfig.lr_g)
+    train.add_argument("--lr-d", type=float, default=TrainConfig.lr_d)
+    train.add_argument("--beta1", type=float, default=TrainConfig.beta1)
+    train.add_argument("--beta2", type=float, default=TrainConfig.beta2)
+    train.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
     train.add_argument(
-        "--mode-seeking", type=float, default=0.0, help="weight of the mode-seeking regulariser"
+        "--mode-seeking",
+        type=float,
+        default=TrainConfig.mode_seeking,
+        help="weight of the mode-seeking regulariser (0: off)",
     )
     train.add_argument(
-        "--aux-classifier", type=float, default=0.0, help="weight of the AC-GAN classification loss"
+        "--aux-classifier",
+        type=float,
+        default=TrainConfig.aux_classifier,
+        help="weight of the AC-GAN classification loss (0: off)",
     )
     train.add_argument("--latent-dim", type=int, default=GeneratorConfig.latent_dim)
     train.add_argument("--embed-dim", type=int, default=GeneratorConfig.embed_dim)
@@ -70,15 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--conditional-norm",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=GeneratorConfig.conditional_norm,
         help="the digit scales and shifts every batch norm of the generator",
     )
     train.add_argument("--d-channels", type=int, default=DiscriminatorConfig.channels)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    train.add_argument("--checkpoint-every", type=int, default=1000)
-    train.add_argument("--sample-every", type=int, default=500)
-    train.add_argument("--log-every", type=int, default=50)
+    train.add_argument("--seed", type=int, default=TrainConfig.seed)
+    train.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda, cuda:1 ...")
+    train.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
+    train.add_argument("--sample-every", type=int, default=TrainConfig.sample_every)
+    train.add_argument("--log-every", type=int, default=TrainConfig.log_every)
     train.add_argument("--resume", action="store_true", help="continue from run-dir's checkpoint")
     train.add_argument("--limit-samples", type=int, default=None, help=argparse.SUPPRESS)
     train.add_argument("--activate", action="store_true", help="make the new version active")
@@ -124,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_train(args: argparse.Namespace) -> None:
     # Heavy imports only for this command.
-    from training.train import CheckpointMismatch, TrainConfig, train
+    from training.train import CheckpointMismatch, train
 
     progress = args.progress
     if progress == "auto":

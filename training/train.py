@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -22,51 +22,18 @@ from gan.networks import (
     Discriminator,
     DiscriminatorConfig,
     Generator,
-    GeneratorConfig,
 )
 from gan.sampling import from_uint8, to_uint8
 from gan.store import SAMPLES_FILE, WEIGHTS_FILE, Manifest, ModelStore, new_version_name
+from training.config import Loss, TrainConfig
 from training.data import checksums, load_split
 from training.progress import ProgressMode, ProgressReporter
 
-Loss = Literal["bce", "hinge"]
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
 class CheckpointMismatch(Exception):
     """--resume was asked to continue a checkpoint of different networks."""
-
-
-@dataclass
-class TrainConfig:
-    data_dir: str | None = None
-    store: str = "model_store"
-    run_dir: str = "runs/latest"
-    version: str | None = None
-    parent: str | None = None
-    steps: int = 10_000
-    batch_size: int = 64
-    loss: Loss = "bce"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    ema_decay: float = 0.999
-    # Mode-seeking regulariser (Mao et al., 2019): rewards G for mapping different z of one digit
-    # to different images, the cure for the conditional GAN's one-prototype-per-digit collapse.
-    mode_seeking: float = 0.0
-    # Weight of the auxiliary classification loss (AC-GAN, Odena et al., 2017): D learns the digit
-    # of real images and G is rewarded when its images are read as the digit asked for.
-    aux_classifier: float = 0.0
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 1000
-    sample_every: int = 500
-    log_every: int = 50
-    resume: bool = False
-    limit_samples: int | None = None  # train on the first N digits only (tests, smoke runs)
 
 
 def discriminator_loss(loss: Loss, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
