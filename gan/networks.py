@@ -39,12 +39,15 @@ class GeneratorConfig:
         upsampling = data.get("upsampling", "transpose")
         if upsampling not in get_args(Upsampling):
             raise ValueError(f"unknown upsampling {upsampling!r}")
+        conditional_norm = data.get("conditional_norm", False)
+        if not isinstance(conditional_norm, bool):
+            raise ValueError(f"conditional_norm must be true or false, not {conditional_norm!r}")
         return cls(
             latent_dim=int(data["latent_dim"]),
             embed_dim=int(data["embed_dim"]),
             channels=int(data["channels"]),
             upsampling=upsampling,
-            conditional_norm=bool(data.get("conditional_norm", False)),
+            conditional_norm=conditional_norm,
         )
 
 

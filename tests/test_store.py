@@ -131,6 +131,7 @@ def test_architecture_mismatch_is_refused(tiny_store: ModelStore, change: dict[s
     "architecture",
     [
         {"upsampling": "bilinear"},
+        {"conditional_norm": "yes"},
         {"channels": "many"},
         {"latent_dim": None},
     ],

@@ -121,9 +121,10 @@ def test_training_run_publishes_a_version(
     assert manifest.training["loss"] == "bce"
     # The recipe's AC-GAN term is on by default, so the critic has its digit head.
     assert manifest.training["aux_classifier"] > 0
-    assert manifest.training["discriminator_architecture"] == replace(
-        TINY_DISCRIMINATOR, classifier_head=True
-    ).to_dict()
+    assert (
+        manifest.training["discriminator_architecture"]
+        == replace(TINY_DISCRIMINATOR, classifier_head=True).to_dict()
+    )
     assert manifest.parent is None
     with Image.open(directory / SAMPLES_FILE) as grid:
         assert grid.size == (10 * 30 + 2, 10 * 30 + 2)
