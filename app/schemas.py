@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
 
+from gan.networks import Upsampling
 from gan.sampling import MAX_SEED
 from gan.store import VERSION_PATTERN
 
@@ -158,7 +159,7 @@ class JobParams(BaseModel):
     latent_dim: int = Field(64, ge=1, le=512)
     embed_dim: int = Field(32, ge=1, le=512)
     g_channels: int = Field(128, ge=2, le=1024)
-    upsampling: Literal["transpose", "nearest"] = Field(
+    upsampling: Upsampling = Field(
         "transpose", description="generator upsampling: transposed conv, or nearest + conv"
     )
     conditional_norm: StrictBool = Field(
