@@ -148,7 +148,7 @@ def create_app(
     app.include_router(web.router)
     app.include_router(datasets.router)
     app.include_router(restore.router)
-    app.mount("/static", web.page_files(), name="static")
+    app.mount("/static", web.PAGE_FILES, name="static")
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:

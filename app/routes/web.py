@@ -13,15 +13,6 @@ from starlette.responses import Response
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 INDEX = STATIC_DIR / "index.html"
 
-router = APIRouter(include_in_schema=False)
-
-
-@router.get("/")
-async def index(request: Request) -> Response:
-    if not INDEX.is_file():  # an install that left the package data out
-        raise HTTPException(404, f"the web page is not installed ({INDEX} is missing)")
-    return await page_files().get_response(INDEX.name, request.scope)
-
 
 class RevalidatedStaticFiles(StaticFiles):
     """The page and its script and stylesheet, revalidated on every use (a 304 when unchanged):
@@ -33,5 +24,13 @@ class RevalidatedStaticFiles(StaticFiles):
         return response
 
 
-def page_files() -> RevalidatedStaticFiles:
-    return RevalidatedStaticFiles(directory=STATIC_DIR, check_dir=False)
+# One instance serves both `/` and the `/static` mount (app.main); building it touches no files.
+PAGE_FILES = RevalidatedStaticFiles(directory=STATIC_DIR, check_dir=False)
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def index(request: Request) -> Response:
+    if not INDEX.is_file():  # an install that left the package data out
+        raise HTTPException(404, f"the web page is not installed ({INDEX} is missing)")
+    return await PAGE_FILES.get_response(INDEX.name, request.scope)

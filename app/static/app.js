@@ -145,20 +145,27 @@
     return `Cannot reach the server (${error.message || error}). Is it running?`;
   }
 
-  // ----- the active model -------------------------------------------------------------------
-  async function loadInfo() {
+  // An API call whose failure the page reports in `message`: the parsed JSON body, or null
+  // once the network error or the server's explanation has been said.
+  async function apiJson(path, message, options) {
     let response;
     try {
-      response = await api("/info");
+      response = await api(path, options);
     } catch (error) {
-      say($("generate-message"), networkError(error), "error");
-      return false;
+      say(message, networkError(error), "error");
+      return null;
     }
     if (!response.ok) {
-      say($("generate-message"), (await explain(response)).text, "error");
-      return false;
+      say(message, (await explain(response)).text, "error");
+      return null;
     }
-    const info = await response.json();
+    return response.json();
+  }
+
+  // ----- the active model -------------------------------------------------------------------
+  async function loadInfo() {
+    const info = await apiJson("/info", $("generate-message"));
+    if (info === null) return false;
     state.info = info;
     state.version = info.model_version;
     $("model-version").textContent = info.model_version;
@@ -551,18 +558,8 @@
   }
 
   async function refreshJob(jobId) {
-    let response;
-    try {
-      response = await api(`/jobs/${jobId}`);
-    } catch (error) {
-      say($("admin-message"), networkError(error), "error");
-      return;
-    }
-    if (!response.ok) {
-      say($("admin-message"), (await explain(response)).text, "error");
-      return;
-    }
-    const job = await response.json();
+    const job = await apiJson(`/jobs/${jobId}`, $("admin-message"));
+    if (job === null) return;
     if (!state.job || state.job.id !== job.id) return;
     state.job = job;
     showState(job.state);
@@ -603,20 +600,14 @@
     if (!job) return;
     $("job-cancel").disabled = true;
     say(message, `Cancelling job ${job.id}…`);
-    let response;
-    try {
-      response = await api(`/jobs/${job.id}/cancel`, { method: "POST", admin: true });
-    } catch (error) {
+    const cancelled = await apiJson(`/jobs/${job.id}/cancel`, message, {
+      method: "POST",
+      admin: true,
+    });
+    if (cancelled === null) {
       $("job-cancel").disabled = false;
-      say(message, networkError(error), "error");
       return;
     }
-    if (!response.ok) {
-      $("job-cancel").disabled = false;
-      say(message, (await explain(response)).text, "error");
-      return;
-    }
-    const cancelled = await response.json();
     closeEvents();
     state.job = cancelled;
     showState(cancelled.state);
@@ -638,18 +629,8 @@
 
   // ----- model versions ---------------------------------------------------------------------
   async function loadModels() {
-    let response;
-    try {
-      response = await api("/models");
-    } catch (error) {
-      say($("admin-message"), networkError(error), "error");
-      return;
-    }
-    if (!response.ok) {
-      say($("admin-message"), (await explain(response)).text, "error");
-      return;
-    }
-    const versions = await response.json();
+    const versions = await apiJson("/models", $("admin-message"));
+    if (versions === null) return;
     const body = $("models-body");
     body.replaceChildren();
     for (const model of versions) {
@@ -680,20 +661,12 @@
     const message = $("admin-message");
     button.disabled = true;
     say(message, `Activating ${version} (loading and warming it up)…`);
-    let response;
-    try {
-      response = await api(`/models/${encodeURIComponent(version)}/activate`, {
-        method: "POST",
-        admin: true,
-      });
-    } catch (error) {
+    const activated = await apiJson(`/models/${encodeURIComponent(version)}/activate`, message, {
+      method: "POST",
+      admin: true,
+    });
+    if (activated === null) {
       button.disabled = false;
-      say(message, networkError(error), "error");
-      return;
-    }
-    if (!response.ok) {
-      button.disabled = false;
-      say(message, (await explain(response)).text, "error");
       return;
     }
     say(message, `Version ${version} is now served.`, "ok");
