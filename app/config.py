@@ -9,9 +9,11 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app import limits
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GAN_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=limits.ENV_PREFIX, env_file=".env", extra="ignore")
 
     # Model and device
     model_store: Path = Field(Path("model_store"), description="model store directory")
@@ -37,9 +39,9 @@ class Settings(BaseSettings):
     )
 
     # Request limits
-    max_n: int = Field(256, ge=1, description="most images per request")
-    max_scale: int = Field(16, ge=1, description="largest integer upscale factor")
-    max_body_bytes: int = Field(16_384, ge=256, description="largest request body accepted")
+    max_n: int = limits.MAX_N.field()
+    max_scale: int = limits.MAX_SCALE.field()
+    max_body_bytes: int = limits.MAX_BODY_BYTES.field()
 
     # HTTP
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS")
@@ -69,7 +71,7 @@ class Settings(BaseSettings):
         description='argv that starts the training CLI; e.g. ["torchrun", '
         '"--nproc_per_node=4", "-m", "training"] for several GPUs',
     )
-    max_job_steps: int = Field(100_000, ge=1, description="largest steps of a retraining job")
+    max_job_steps: int = limits.MAX_JOB_STEPS.field()
     job_cancel_grace_s: float = Field(10.0, ge=0, description="SIGTERM-to-SIGKILL wait on cancel")
     promotion: Literal["manual", "auto"] = Field(
         "manual", description="auto: activate a new version that passes the gates"
@@ -88,30 +90,24 @@ class Settings(BaseSettings):
     )
 
     # Synthetic data sets (POST /datasets)
-    dataset_max_per_digit: int = Field(
-        6000, ge=1, description="most samples per digit in one POST /datasets"
-    )
+    dataset_max_per_digit: int = limits.DATASET_MAX_PER_DIGIT.field()
 
     # Restoration of damaged digits (POST /restore)
     restore_steps: int = Field(
         100, ge=1, description="optimisation steps of a restoration that does not ask"
     )
-    restore_max_steps: int = Field(400, ge=1, description="most steps a restoration may ask for")
+    restore_max_steps: int = limits.RESTORE_MAX_STEPS.field()
     restore_restarts: int = Field(
         4, ge=1, description="latent restarts per digit of a restoration that does not ask"
     )
-    restore_max_restarts: int = Field(
-        16, ge=1, description="most restarts per digit a restoration may ask for"
-    )
+    restore_max_restarts: int = limits.RESTORE_MAX_RESTARTS.field()
     restore_timeout_s: float = Field(
         30.0, gt=0, description="deadline of one restoration, queue wait included (503 past it)"
     )
     restore_queue_depth: int = Field(
         8, ge=1, description="restorations waiting for the restoration thread before 503"
     )
-    restore_max_upload_bytes: int = Field(
-        4096, ge=64, description="largest image or mask file accepted by POST /restore"
-    )
+    restore_max_upload_bytes: int = limits.RESTORE_MAX_UPLOAD_BYTES.field()
 
     def resolved_admin_token(self) -> str | None:
         """The admin token from GAN_ADMIN_TOKEN or the file GAN_ADMIN_TOKEN_FILE, if any."""

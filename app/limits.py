@@ -1,27 +1,186 @@
-"""Checks of request fields against the configurable limits, reported exactly like pydantic's own
-validation errors (422, the field's location, the limit and the setting that sets it)."""
+"""The limits table: every configurable request limit, declared once.
+
+A ``Limit`` names its ``Settings`` field (and so its environment variable), its default, its hard
+cap (the most any configuration may set) and the places of a request it applies to. Everything
+else reads this table: ``app.config`` builds the settings fields from it, routes check values with
+``check``/``check_fields`` (a 422 naming the field, the limit in force and its variable), the
+OpenAPI document states the configured values (``app.http.openapi``), and the schemas' field
+descriptions name the variable. Pydantic models carry no upper bound of their own for these
+fields, so a message never quotes a ceiling other than the one this server enforces.
+
+Imports nothing of the app: the settings and the schemas import it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from fastapi.exceptions import RequestValidationError
+from pydantic import Field
 
-from app.config import Settings
+if TYPE_CHECKING:
+    from app.config import Settings
+
+ENV_PREFIX = "GAN_"
 
 
-def check_max(
-    location: tuple[str, ...], value: int, limit: int, setting: str
+def env_name(setting: str) -> str:
+    """The environment variable of a ``Settings`` field."""
+    return ENV_PREFIX + setting.upper()
+
+
+@dataclass(frozen=True)
+class BodyField:
+    """A field of a JSON body model (a component of the OpenAPI document, or inline at ``path``
+    for a route that reads its body itself)."""
+
+    model: str
+    name: str
+    inline_path: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    path: str
+    name: str
+
+
+@dataclass(frozen=True)
+class WholeBody:
+    """The request body as bytes (checked by the body-size middleware), or one upload in it."""
+
+    part: str | None = None
+
+
+Place = BodyField | QueryParam | WholeBody
+
+
+@dataclass(frozen=True)
+class Limit:
+    setting: str
+    default: int
+    hard_cap: int
+    description: str
+    places: tuple[Place, ...]
+    minimum: int = 1
+
+    @property
+    def env(self) -> str:
+        return env_name(self.setting)
+
+    def field(self) -> Any:
+        """The ``Settings`` field of this limit."""
+        return Field(self.default, ge=self.minimum, le=self.hard_cap, description=self.description)
+
+    def value(self, settings: Settings) -> int:
+        configured: int = getattr(settings, self.setting)
+        return configured
+
+
+MAX_N = Limit(
+    "max_n",
+    256,
+    4096,
+    "most images per request",
+    (BodyField("GenerateRequest", "n"),),
+)
+MAX_SCALE = Limit(
+    "max_scale",
+    16,
+    64,
+    "largest integer upscale factor",
+    (BodyField("GenerateRequest", "scale"), QueryParam("/digits/{digit}.png", "scale")),
+)
+MAX_BODY_BYTES = Limit(
+    "max_body_bytes", 16_384, 1 << 24, "largest request body accepted", (WholeBody(),), 256
+)
+MAX_JOB_STEPS = Limit(
+    "max_job_steps",
+    100_000,
+    10_000_000,
+    "largest steps of a retraining job",
+    (BodyField("JobParams", "steps"),),
+)
+DATASET_MAX_PER_DIGIT = Limit(
+    "dataset_max_per_digit",
+    6000,
+    100_000,
+    "most samples per digit in one POST /datasets",
+    (BodyField("DatasetRequest", "per_digit"),),
+)
+RESTORE_MAX_STEPS = Limit(
+    "restore_max_steps",
+    400,
+    10_000,
+    "most steps a restoration may ask for",
+    (BodyField("RestoreOptions", "steps", inline_path="/restore"),),
+)
+RESTORE_MAX_RESTARTS = Limit(
+    "restore_max_restarts",
+    16,
+    256,
+    "most restarts per digit a restoration may ask for",
+    (BodyField("RestoreOptions", "restarts", inline_path="/restore"),),
+)
+RESTORE_MAX_UPLOAD_BYTES = Limit(
+    "restore_max_upload_bytes",
+    4096,
+    1 << 20,
+    "largest image or mask file accepted by POST /restore",
+    (WholeBody("image"), WholeBody("mask")),
+    64,
+)
+
+LIMITS = (
+    MAX_N,
+    MAX_SCALE,
+    MAX_BODY_BYTES,
+    MAX_JOB_STEPS,
+    DATASET_MAX_PER_DIGIT,
+    RESTORE_MAX_STEPS,
+    RESTORE_MAX_RESTARTS,
+    RESTORE_MAX_UPLOAD_BYTES,
+)
+
+
+def exceeded(limit: Limit, value: int, settings: Settings) -> str | None:
+    """The message for ``value`` over ``limit`` as configured, or None when it is within."""
+    allowed = limit.value(settings)
+    if value <= allowed:
+        return None
+    return f"Input should be less than or equal to {allowed} (server limit {limit.env})"
+
+
+def check(
+    limit: Limit, location: tuple[str, ...], value: int, settings: Settings
 ) -> dict[str, Any] | None:
-    if value <= limit:
+    """A pydantic-shaped error for ``value`` at ``location`` over ``limit``, or None."""
+    message = exceeded(limit, value, settings)
+    if message is None:
         return None
     return {
         "type": "less_than_equal",
         "loc": location,
-        "msg": f"Input should be less than or equal to {limit} (server limit {setting})",
+        "msg": message,
         "input": value,
-        "ctx": {"le": limit},
+        "ctx": {"le": limit.value(settings)},
     }
+
+
+def check_fields(body: object, settings: Settings) -> None:
+    """422 for every field of the body model ``body`` that is over its limit."""
+    models = {cls.__name__ for cls in type(body).__mro__}
+    raise_if_any(
+        *(
+            check(limit, ("body", place.name), getattr(body, place.name), settings)
+            for limit in LIMITS
+            for place in limit.places
+            if isinstance(place, BodyField)
+            and place.model in models
+            and getattr(body, place.name, None) is not None
+        )
+    )
 
 
 def raise_if_any(*errors: dict[str, Any] | None) -> None:
@@ -34,49 +193,3 @@ def invalid(location: tuple[str, ...], message: str, value: Any) -> RequestValid
     return RequestValidationError(
         [{"type": "value_error", "loc": location, "msg": message, "input": value}]
     )
-
-
-# Configurable limits as (component schema, property) and (path, method, query parameter), with
-# the setting that sets each one.
-_BODY_LIMITS = {
-    ("GenerateRequest", "n"): "max_n",
-    ("GenerateRequest", "scale"): "max_scale",
-    ("JobParams", "steps"): "max_job_steps",
-    ("DatasetRequest", "per_digit"): "dataset_max_per_digit",
-}
-_QUERY_LIMITS = {("/digits/{digit}.png", "get", "scale"): "max_scale"}
-# Request bodies given inline (a route that reads JSON or a form itself), every content type.
-_INLINE_BODY_LIMITS = {
-    ("/restore", "post", "steps"): "restore_max_steps",
-    ("/restore", "post", "restarts"): "restore_max_restarts",
-}
-
-
-def document_limits(openapi: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Lower each ``maximum`` in an OpenAPI document to the configured limit (in place;
-    idempotent), so the schema promises what this server accepts instead of the hard ceilings
-    of ``app.schemas``. Schema-driven clients and tests then never send a schema-valid 422."""
-    components = openapi.get("components", {}).get("schemas", {})
-    for (model, name), setting in _BODY_LIMITS.items():
-        prop = components.get(model, {}).get("properties", {}).get(name)
-        _lower_maximum(prop, getattr(settings, setting))
-    for (path, method, name), setting in _QUERY_LIMITS.items():
-        operation = openapi.get("paths", {}).get(path, {}).get(method, {})
-        for parameter in operation.get("parameters", []):
-            if parameter.get("in") == "query" and parameter.get("name") == name:
-                _lower_maximum(parameter.get("schema"), getattr(settings, setting))
-    for (path, method, name), setting in _INLINE_BODY_LIMITS.items():
-        operation = openapi.get("paths", {}).get(path, {}).get(method, {})
-        for media in operation.get("requestBody", {}).get("content", {}).values():
-            prop = media.get("schema", {}).get("properties", {}).get(name)
-            _lower_maximum(prop, getattr(settings, setting))
-    return openapi
-
-
-def _lower_maximum(schema: dict[str, Any] | None, limit: int) -> None:
-    if schema is None:
-        return
-    # FastAPI writes an optional value as anyOf [{...}, {"type": "null"}]: lower every branch.
-    for branch in [schema, *schema.get("anyOf", [])]:
-        if "maximum" in branch:
-            branch["maximum"] = min(branch["maximum"], limit)

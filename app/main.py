@@ -1,8 +1,11 @@
-"""Application factory: ``uvicorn --factory app.main:create_app`` (or ``python -m app``)."""
+"""Application factory: ``uvicorn --factory app.main:create_app`` (or ``python -m app``).
+
+Start-up builds every service once (``start_services``), shutdown closes them in reverse
+(``stop_services``); nothing heavy happens at import.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -10,65 +13,95 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import torch
-from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from app.applications.restorer import RestorationWorker
 from app.config import Settings
-from app.errors import ServiceError
-from app.jobdb import JobDatabase
-from app.jobs import IdempotencyConflictError, JobConflictError, JobManager, JobStateError
-from app.limits import document_limits
+from app.deps import Services
+from app.http.errors import install_error_handlers
+from app.http.middleware import install_middleware
+from app.http.openapi import document_limits
 from app.logs import configure_logging
 from app.metrics import ServiceMetrics
-from app.middleware import (
-    AllowHeaderMiddleware,
-    BodySizeLimitMiddleware,
-    RequestContextMiddleware,
-)
-from app.registry import ModelRegistry
-from app.rendering import EncoderPool
-from app.restorer import RestorationWorker
-from app.routes import datasets, digits, generate, jobs, models, ops, restore, web
-from app.services import Services
-from app.worker import InferenceWorker
+from app.retraining.database import JobDatabase
+from app.retraining.manager import JobManager
+from app.routes import ROUTERS, web
+from app.serving.registry import ModelRegistry
+from app.serving.rendering import EncoderPool
+from app.serving.worker import InferenceWorker
 from gan.device import pick_device
-from gan.restoration import NothingKnownError, RestorationError
-from gan.store import (
-    IntegrityError,
-    InvalidVersionName,
-    LoadedGenerator,
-    ModelStore,
-    StoreError,
-    VersionExists,
-    VersionNotFound,
-)
+from gan.store import LoadedGenerator, ModelStore
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-# Domain exceptions that are the client's business, and the status each becomes.
-CLIENT_ERRORS: dict[type[Exception], int] = {
-    VersionNotFound: 404,
-    InvalidVersionName: 422,
-    IntegrityError: 409,
-    VersionExists: 409,
-    JobConflictError: 409,
-    IdempotencyConflictError: 409,
-    JobStateError: 409,
-    RestorationError: 422,
-    NothingKnownError: 422,
-}
+ModelLoader = Callable[[ModelStore, torch.device], LoadedGenerator]
 
 
 def load_active(store: ModelStore, device: torch.device) -> LoadedGenerator:
     return store.load_generator(store.active_version(), device)
 
 
+async def start_services(
+    settings: Settings, metrics: ServiceMetrics, model_loader: ModelLoader
+) -> Services:
+    """Load the active model once and start the workers around it."""
+    # Measured on 2 cores: leaving one core to the event loop and PNG encoding more than
+    # doubles batched throughput (benchmarks/README.md).
+    torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 2) - 1))
+    device = pick_device(settings.device)
+    store = ModelStore(settings.model_store)
+    generator = await run_in_threadpool(model_loader, store, device)
+    worker = InferenceWorker(
+        generator,
+        device,
+        metrics,
+        max_batch_images=settings.max_batch_images,
+        max_wait_ms=settings.max_wait_ms,
+        max_queue_images=settings.max_queue_images,
+        warmup_batches=settings.warmup_batches,
+        dtype=DTYPES[settings.dtype],
+    )
+    worker.start()  # warms up in its own thread; /readyz turns 200 when done
+    registry = ModelRegistry(store, worker, device)
+    jobs = JobManager(JobDatabase(settings.state_dir / "jobs.sqlite3"), settings, registry)
+    jobs.recover()
+    restorer = RestorationWorker(
+        worker,
+        metrics,
+        queue_depth=settings.restore_queue_depth,
+        timeout_s=settings.restore_timeout_s,
+    )
+    restorer.start()
+    registry.start_following(settings.reload_interval_s)
+    log.info("serving", extra={"model_version": generator.version, "device": str(device)})
+    return Services(
+        settings=settings,
+        store=store,
+        worker=worker,
+        metrics=metrics,
+        registry=registry,
+        jobs=jobs,
+        admin_token=settings.resolved_admin_token(),
+        encoder=EncoderPool(settings.encode_threads),
+        restorer=restorer,
+    )
+
+
+async def stop_services(services: Services) -> None:
+    """Finish queued work within the grace period, then release everything."""
+    grace_s = services.settings.graceful_shutdown_s
+    services.registry.stop_following()
+    await services.jobs.shutdown()
+    await run_in_threadpool(services.worker.stop, grace_s)
+    await run_in_threadpool(services.restorer.stop, grace_s)
+    services.encoder.close()
+    services.jobs.db.close()
+
+
 def create_app(
-    settings: Settings | None = None,
-    model_loader: Callable[[ModelStore, torch.device], LoadedGenerator] = load_active,
+    settings: Settings | None = None, model_loader: ModelLoader = load_active
 ) -> FastAPI:
     """Build the app. ``model_loader`` is the seam tests use to control start-up."""
     settings = settings or Settings()
@@ -77,62 +110,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_json, settings.log_level)
-        # Measured on 2 cores: leaving one core to the event loop and PNG encoding more than
-        # doubles batched throughput (benchmarks/README.md).
-        torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 2) - 1))
-        device = pick_device(settings.device)
-        store = ModelStore(settings.model_store)
-        generator = await run_in_threadpool(model_loader, store, device)
-        worker = InferenceWorker(
-            generator,
-            device,
-            metrics,
-            max_batch_images=settings.max_batch_images,
-            max_wait_ms=settings.max_wait_ms,
-            max_queue_images=settings.max_queue_images,
-            warmup_batches=settings.warmup_batches,
-            dtype=DTYPES[settings.dtype],
-        )
-        worker.start()  # warms up in its own thread; /readyz turns 200 when done
-        registry = ModelRegistry(store, worker, device)
-        job_db = JobDatabase(settings.state_dir / "jobs.sqlite3")
-        job_manager = JobManager(job_db, settings, registry)
-        job_manager.recover()
-        restorer = RestorationWorker(
-            worker,
-            metrics,
-            queue_depth=settings.restore_queue_depth,
-            timeout_s=settings.restore_timeout_s,
-        )
-        restorer.start()
-        encoder = EncoderPool(settings.encode_threads)
-        app.state.services = Services(
-            settings=settings,
-            store=store,
-            worker=worker,
-            metrics=metrics,
-            registry=registry,
-            jobs=job_manager,
-            admin_token=settings.resolved_admin_token(),
-            encoder=encoder,
-            restorer=restorer,
-        )
-        follower = (
-            asyncio.create_task(registry.follow_active_pointer(settings.reload_interval_s))
-            if settings.reload_interval_s > 0
-            else None
-        )
-        log.info("serving", extra={"model_version": generator.version, "device": str(device)})
+        app.state.services = await start_services(settings, metrics, model_loader)
         try:
             yield
         finally:
-            if follower is not None:
-                follower.cancel()
-            await job_manager.shutdown()
-            await run_in_threadpool(worker.stop, settings.graceful_shutdown_s)
-            await run_in_threadpool(restorer.stop, settings.graceful_shutdown_s)
-            encoder.close()
-            job_db.close()
+            await stop_services(app.state.services)
 
     app = FastAPI(
         title="MNIST digit GAN",
@@ -140,57 +122,15 @@ def create_app(
         summary="Handwritten digits drawn by a class-conditional GAN, as PNG or base64.",
         lifespan=lifespan,
     )
-    app.include_router(generate.router)
-    app.include_router(digits.router)
-    app.include_router(jobs.router)
-    app.include_router(models.router)
-    app.include_router(ops.router)
-    app.include_router(web.router)
-    app.include_router(datasets.router)
-    app.include_router(restore.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", web.PAGE_FILES, name="static")
-
-    @app.exception_handler(ServiceError)
-    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
-        headers = {"Retry-After": str(settings.retry_after_s)} if error.status_code == 503 else None
-        return JSONResponse({"detail": str(error)}, status_code=error.status_code, headers=headers)
-
-    async def client_error(_: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=CLIENT_ERRORS[type(error)])
-
-    for error_type in CLIENT_ERRORS:
-        app.add_exception_handler(error_type, client_error)
-
-    @app.exception_handler(StoreError)
-    async def store_error(_: Request, error: StoreError) -> JSONResponse:
-        log.error("model store error: %s", error)
-        return JSONResponse({"detail": f"model store error: {error}"}, status_code=500)
-
+    install_error_handlers(app, settings.retry_after_s)
+    install_middleware(app, settings, metrics)
     default_openapi = app.openapi
 
     def openapi_with_limits() -> dict[str, Any]:
-        # The schema promises this server's configured limits, not the hard ceilings.
         return document_limits(default_openapi(), settings)
 
     app.openapi = openapi_with_limits  # type: ignore[method-assign]
-
-    app.add_middleware(AllowHeaderMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type", "Authorization", "X-Request-ID", "Idempotency-Key"],
-        expose_headers=[
-            "X-Request-ID",
-            "X-Model-Version",
-            "X-Seed",
-            "ETag",
-            "Retry-After",
-            "X-Digit",
-            "X-Digit-Score",
-            "X-Reconstruction-Error",
-        ],
-    )
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

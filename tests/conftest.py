@@ -1,18 +1,18 @@
-"""Shared fixtures: the committed MNIST subset and a tiny published generator."""
+"""Shared fixtures: the committed MNIST subset, a tiny published generator and apps serving it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
+from fastapi.testclient import TestClient
+from support.app import preserved_process_state, serve
+from support.models import TINY_GENERATOR, TINY_VERSION, tiny_generator
 
-from gan.networks import Generator, GeneratorConfig
 from gan.store import WEIGHTS_FILE, Manifest, ModelStore
 
 FIXTURE_MNIST = Path(__file__).parent / "fixtures" / "mnist"
-TINY_VERSION = "tiny"
-TINY_GENERATOR = GeneratorConfig(latent_dim=8, embed_dim=4, channels=8)
 
 
 @pytest.fixture(scope="session")
@@ -22,12 +22,6 @@ def mnist_dir() -> Path:
         "run tests/fixtures/make_mnist_fixture.py"
     )
     return FIXTURE_MNIST
-
-
-def tiny_generator(seed: int = 0) -> Generator:
-    """A randomly initialised tiny generator (deterministic for a seed), in eval mode."""
-    torch.manual_seed(seed)
-    return Generator(TINY_GENERATOR).eval()
 
 
 @pytest.fixture
@@ -44,3 +38,21 @@ def tiny_store(tmp_path: Path) -> ModelStore:
     store.publish(manifest, tiny_generator().state_dict())
     store.set_active(TINY_VERSION)
     return store
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_state() -> Iterator[None]:
+    with preserved_process_state():
+        yield
+
+
+@pytest.fixture
+def client(tiny_store: ModelStore) -> Iterator[TestClient]:
+    with serve(tiny_store) as client:
+        yield client
+
+
+@pytest.fixture
+def strict_client(tiny_store: ModelStore) -> Iterator[TestClient]:
+    with serve(tiny_store, max_n=8, max_scale=4, max_body_bytes=256) as client:
+        yield client

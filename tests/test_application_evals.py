@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from app_helpers import preserved_process_state
+from support.app import preserved_process_state
 
 from app.config import Settings
 from gan.networks import Classifier

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from app.datasets import DatasetPlan, DatasetStream
-from app.disconnect import cancel_on_disconnect
-from app.limits import check_max, raise_if_any
-from app.routes.generate import ERRORS, RANDOM_SEED_BOUND, UNREADABLE_BODY
-from app.schemas import DatasetRequest
-from app.services import ServicesDep
+from app.applications.datasets import DatasetPlan, DatasetStream
+from app.deps import ServicesDep
+from app.http.disconnect import cancel_on_disconnect
+from app.http.responses import BUSY, UNREADABLE_BODY
+from app.limits import check_fields
+from app.schemas.applications import DatasetRequest
+from app.serving.identity import pick_seed
 
 router = APIRouter(tags=["applications"])
 
@@ -27,7 +26,7 @@ router = APIRouter(tags=["applications"])
             "as it is generated; X-Model-Version and X-Seed say how to regenerate it",
         },
         **UNREADABLE_BODY,
-        **ERRORS,
+        **BUSY,
     },
     summary="Generate a synthetic labelled data set",
 )
@@ -35,15 +34,8 @@ async def create_dataset(
     body: DatasetRequest, request: Request, services: ServicesDep
 ) -> StreamingResponse:
     settings = services.settings
-    raise_if_any(
-        check_max(
-            ("body", "per_digit"),
-            body.per_digit,
-            settings.dataset_max_per_digit,
-            "GAN_DATASET_MAX_PER_DIGIT",
-        )
-    )
-    seed = body.seed if body.seed is not None else secrets.randbelow(RANDOM_SEED_BOUND)
+    check_fields(body, settings)
+    seed = pick_seed(body.seed)
     plan = DatasetPlan(tuple(body.digits), body.per_digit, seed, body.format)
     stream = DatasetStream(
         services.worker,

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from app import rendering
-from app.disconnect import cancel_on_disconnect
-from app.limits import check_max, raise_if_any
-from app.routes.generate import (
-    ERRORS,
-    PINNED_VERSION_ERRORS,
-    RANDOM_SEED_BOUND,
-    check_pinned,
-)
-from app.schemas import HARD_MAX_SCALE, MAX_REQUEST_SEED
-from app.services import ServicesDep
+from app.deps import ServicesDep
+from app.http.disconnect import cancel_on_disconnect
+from app.http.responses import BUSY, PINNED_VERSION
+from app.limits import MAX_SCALE, check, raise_if_any
+from app.schemas.common import MAX_REQUEST_SEED
+from app.serving import rendering
+from app.serving.identity import check_pinned, pick_seed
 from gan.store import VERSION_PATTERN
 
 router = APIRouter(tags=["generate"])
@@ -30,8 +25,8 @@ IMMUTABLE = "public, max-age=31536000, immutable"
     responses={
         200: {"content": {"image/png": {}}, "description": "the digit as a PNG"},
         304: {"description": "not modified (If-None-Match matched the ETag)"},
-        **PINNED_VERSION_ERRORS,
-        **ERRORS,
+        **PINNED_VERSION,
+        **BUSY,
     },
     summary="A digit image URL for web pages",
 )
@@ -42,7 +37,7 @@ async def digit_png(
     seed: Annotated[
         int | None, Query(ge=0, le=MAX_REQUEST_SEED, description="fixes the image; omit for random")
     ] = None,
-    scale: Annotated[int, Query(ge=1, le=HARD_MAX_SCALE, description="upscale factor")] = 1,
+    scale: Annotated[int, Query(ge=1, description=f"upscale factor (limit: {MAX_SCALE.env})")] = 1,
     version: Annotated[
         str | None,
         Query(
@@ -52,7 +47,7 @@ async def digit_png(
     ] = None,
 ) -> Response:
     settings = services.settings
-    raise_if_any(check_max(("query", "scale"), scale, settings.max_scale, "GAN_MAX_SCALE"))
+    raise_if_any(check(MAX_SCALE, ("query", "scale"), scale, settings))
     active = services.worker.version
     check_pinned(version, active)
     if seed is None:
@@ -65,7 +60,7 @@ async def digit_png(
         tag = rendering.etag(active, digit, seed, scale)
         if rendering.etag_matches(request.headers.get("if-none-match"), tag):
             return Response(status_code=304, headers={"ETag": tag, "Cache-Control": cache_control})
-    chosen_seed = seed if seed is not None else secrets.randbelow(RANDOM_SEED_BOUND)
+    chosen_seed = pick_seed(seed)
     result = await cancel_on_disconnect(
         request, services.worker.generate([chosen_seed], [digit], settings.request_timeout_s)
     )

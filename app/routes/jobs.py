@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from app.auth import AdminDep
-from app.jobdb import TERMINAL_STATES, JobRecord
-from app.limits import check_max, raise_if_any
-from app.routes.generate import UNREADABLE_BODY
-from app.schemas import ErrorResponse, JobParams, JobResponse
-from app.services import Services, ServicesDep
+from app.deps import AdminDep, Services, ServicesDep
+from app.http.responses import ADMIN, UNREADABLE_BODY
+from app.limits import check_fields
+from app.retraining.database import TERMINAL_STATES, JobRecord
+from app.schemas.common import ErrorResponse
+from app.schemas.jobs import JobParams, JobResponse
 from gan.store import SAMPLES_FILE
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id")]
 KEEPALIVE_S = 15.0
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "missing or wrong admin token"},
-    403: {"model": ErrorResponse, "description": "admin endpoints disabled (no token configured)"},
-}
 
 
 def to_response(job: JobRecord) -> JobResponse:
@@ -49,7 +45,7 @@ def get_job(services: Services, job_id: str) -> JobRecord:
     responses={
         409: {"model": ErrorResponse, "description": "a job is already running"},
         **UNREADABLE_BODY,
-        **AUTH_ERRORS,
+        **ADMIN,
     },
     summary="Start a retraining job",
 )
@@ -62,11 +58,7 @@ async def start_job(
         Header(pattern=r"^[A-Za-z0-9._:-]{1,128}$", description="makes retries safe"),
     ] = None,
 ) -> JobResponse:
-    raise_if_any(
-        check_max(
-            ("body", "steps"), params.steps, services.settings.max_job_steps, "GAN_MAX_JOB_STEPS"
-        )
-    )
+    check_fields(params, services.settings)
     job, _ = await services.jobs.submit(params.model_dump(), idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
     return to_response(job)
@@ -148,7 +140,7 @@ async def job_samples(job_id: JobId, services: ServicesDep) -> FileResponse:
     responses={
         404: {"model": ErrorResponse},
         409: {"model": ErrorResponse, "description": "the job is not running"},
-        **AUTH_ERRORS,
+        **ADMIN,
     },
     summary="Cancel a running job",
 )

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
-from app.auth import AdminDep
-from app.routes.jobs import AUTH_ERRORS
-from app.schemas import ErrorResponse, ModelVersion
-from app.services import ServicesDep
+from app.deps import AdminDep, ServicesDep
+from app.http.responses import ADMIN
+from app.schemas.common import ErrorResponse
+from app.schemas.jobs import ModelVersion
 from gan.store import SAMPLES_FILE, VERSION_PATTERN, Manifest, VersionNotFound
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -58,7 +58,7 @@ async def model_samples(version: Version, services: ServicesDep) -> FileResponse
     responses={
         404: {"model": ErrorResponse, "description": "no such version"},
         409: {"model": ErrorResponse, "description": "the version failed verification or loading"},
-        **AUTH_ERRORS,
+        **ADMIN,
     },
     summary="Serve this version (hot swap, no downtime)",
 )

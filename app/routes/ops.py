@@ -6,8 +6,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.schemas import InfoResponse, Status
-from app.services import ServicesDep
+from app.deps import ServicesDep
+from app.schemas.common import Status
+from app.schemas.ops import InfoResponse
 
 router = APIRouter(tags=["operations"])
 

@@ -6,24 +6,18 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from app.disconnect import cancel_on_disconnect
-from app.restorer import RestoreTask, restore_response, restored_png, summary_headers
-from app.routes.generate import ERRORS, negotiate
-from app.schemas import ErrorResponse, RestoreRequest, RestoreResponse, RestoreUpload
-from app.services import ServicesDep
-from app.uploads import read_restore_request
+from app.applications.restorer import RestoreTask, restore_response, restored_png, summary_headers
+from app.applications.uploads import read_restore_request
+from app.deps import ServicesDep
+from app.http.disconnect import cancel_on_disconnect
+from app.http.negotiation import negotiate
+from app.http.openapi import form_schema
+from app.http.responses import BUSY
+from app.limits import RESTORE_MAX_UPLOAD_BYTES
+from app.schemas.applications import RestoreRequest, RestoreResponse, RestoreUpload
+from app.schemas.common import ErrorResponse
 
 router = APIRouter(tags=["applications"])
-
-
-def form_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """A form has no null: an optional field is one left out, so drop the null branches."""
-    for name, prop in schema.get("properties", {}).items():
-        branches = [b for b in prop.get("anyOf", []) if b.get("type") != "null"]
-        if "anyOf" in prop and len(branches) == 1:
-            rest = {k: v for k, v in prop.items() if k not in {"anyOf", "default"}}
-            schema["properties"][name] = {**branches[0], **rest}
-    return schema
 
 
 # The body is read by hand (JSON or a form, one route), so its schemas are given here.
@@ -46,12 +40,12 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {
         "description": "a field malformed, unknown, of the wrong size or over a limit: not a "
         "PNG, not 28x28, a mask that covers every pixel, bad base64, an upload over "
-        "GAN_RESTORE_MAX_UPLOAD_BYTES...",
+        f"{RESTORE_MAX_UPLOAD_BYTES.env}...",
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
         },
     },
-    **ERRORS,
+    **BUSY,
 }
 
 

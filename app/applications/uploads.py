@@ -1,0 +1,250 @@
+"""Reading POST /restore: a JSON body with base64 PNGs, or a multipart/form-data upload of PNG
+files, turned into a damaged image, its mask of damaged pixels and the options.
+
+Every problem is a 4xx naming the field: 422 for a field that is malformed, unknown, of the wrong
+size or over its limit (with the setting), 415 for a body that is neither JSON nor a form. The
+whole body is at most ``max_body_bytes`` (the middleware answers 413 past it), so it is read in
+memory; each image is further limited to ``restore_max_upload_bytes`` (``app.limits``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import collapse_rfc2231_value
+from typing import Any
+
+import numpy as np
+from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from PIL import Image
+from pydantic import ValidationError
+
+from app.config import Settings
+from app.limits import (
+    RESTORE_MAX_RESTARTS,
+    RESTORE_MAX_STEPS,
+    RESTORE_MAX_UPLOAD_BYTES,
+    check,
+    invalid,
+    raise_if_any,
+)
+from app.schemas.applications import RestoreOptions, RestoreRequest, RestoreUpload
+
+IMAGE_SIDE = 28
+MASK_THRESHOLD = 128  # mask pixels this light or lighter mark damage
+JSON_TYPES = {"application/json"}
+FORM_TYPES = {"multipart/form-data"}
+
+
+@dataclass(frozen=True)
+class RestoreInput:
+    image: np.ndarray  # (28, 28) uint8, greyscale
+    missing: np.ndarray  # (28, 28) bool, True where damaged
+    options: RestoreOptions
+    steps: int
+    restarts: int
+
+
+async def read_restore_request(request: Request, settings: Settings) -> RestoreInput:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    parsed: RestoreRequest | RestoreUpload
+    if media_type in JSON_TYPES:
+        as_json: RestoreRequest = _validate(RestoreRequest, body, json=True)
+        image_bytes = _decode_base64(as_json.image, "image")
+        mask_bytes = None if as_json.mask is None else _decode_base64(as_json.mask, "mask")
+        parsed = as_json
+    elif media_type in FORM_TYPES:
+        fields = parse_form(request.headers.get("content-type", ""), body)
+        as_form: RestoreUpload = _validate(RestoreUpload, fields, json=False)
+        image_bytes, mask_bytes = as_form.image, as_form.mask
+        parsed = as_form
+    else:
+        raise HTTPException(
+            415, "send application/json (base64 PNGs) or multipart/form-data (PNG files)"
+        )
+    steps = parsed.steps if parsed.steps is not None else settings.restore_steps
+    restarts = parsed.restarts if parsed.restarts is not None else settings.restore_restarts
+    raise_if_any(
+        check(RESTORE_MAX_STEPS, ("body", "steps"), steps, settings),
+        check(RESTORE_MAX_RESTARTS, ("body", "restarts"), restarts, settings),
+        _size_error("image", image_bytes, settings),
+        None if mask_bytes is None else _size_error("mask", mask_bytes, settings),
+    )
+    grey, alpha = decode_png(image_bytes, "image")
+    missing = _missing(parsed, grey, alpha, mask_bytes)
+    return RestoreInput(grey, missing, parsed, steps, restarts)
+
+
+def _validate(model: type[Any], data: Any, *, json: bool) -> Any:
+    try:
+        return model.model_validate_json(data) if json else model.model_validate(data)
+    except ValidationError as error:
+        raise RequestValidationError([_body_error(e) for e in error.errors()]) from None
+
+
+def _body_error(error: Any) -> dict[str, Any]:
+    """A pydantic error located in the body, made JSON-safe (an uploaded file's bytes are
+    summarised, never echoed)."""
+    value = error.get("input")
+    if isinstance(value, bytes | bytearray):
+        value = f"<{len(value)} bytes>"
+    elif isinstance(value, dict):
+        value = {k: f"<{len(v)} bytes>" if isinstance(v, bytes) else v for k, v in value.items()}
+    result = {
+        "type": error["type"],
+        "loc": ("body", *error["loc"]),
+        "msg": error["msg"],
+        "input": value,
+    }
+    if "ctx" in error:
+        result["ctx"] = {
+            k: v if isinstance(v, int | float | str) else str(v) for k, v in error["ctx"].items()
+        }
+    return result
+
+
+def _size_error(name: str, data: bytes, settings: Settings) -> dict[str, Any] | None:
+    limit = RESTORE_MAX_UPLOAD_BYTES.value(settings)
+    if len(data) <= limit:
+        return None
+    return {
+        "type": "too_long",
+        "loc": ("body", name),
+        "msg": f"upload of {len(data)} bytes is larger than {limit} bytes (server limit "
+        f"{RESTORE_MAX_UPLOAD_BYTES.env})",
+        "input": f"<{len(data)} bytes>",
+        "ctx": {"max_length": limit},
+    }
+
+
+def _decode_base64(text: str, name: str) -> bytes:
+    """Standard base64, or a data: URL (what a browser canvas gives)."""
+    payload = text.strip()
+    if payload.startswith("data:"):
+        header, _, payload = payload.partition(",")
+        if not header.endswith(";base64"):
+            raise invalid(
+                ("body", name), "a data: URL must be base64 (data:image/png;base64,...)", text[:64]
+            )
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(("body", name), "not valid base64", text[:64]) from None
+
+
+def parse_form(content_type: str, body: bytes) -> dict[str, str | bytes]:
+    """A multipart/form-data body -> {name: text, or bytes for a file}. Text fields left empty
+    (as HTML forms send them) count as absent."""
+    try:
+        header = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    except UnicodeEncodeError:
+        raise invalid(("body",), "malformed multipart/form-data Content-Type", None) from None
+    message = BytesParser(policy=policy.HTTP).parsebytes(header + body)
+    if not isinstance(message, EmailMessage) or not message.is_multipart() or message.defects:
+        raise invalid(("body",), "malformed multipart/form-data body", None)
+    fields: dict[str, str | bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if part.get_content_disposition() != "form-data" or not name:
+            raise invalid(
+                ("body",), "each part needs Content-Disposition: form-data; name=...", None
+            )
+        name = collapse_rfc2231_value(name)
+        if name in fields:
+            raise invalid(("body", name), "field given more than once", None)
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if part.get_filename() is not None:
+            fields[name] = data
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise invalid(("body", name), "a text field must be UTF-8", None) from None
+        if text:
+            fields[name] = text
+    return fields
+
+
+def decode_png(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """PNG bytes -> (28x28 uint8 greyscale, 28x28 uint8 alpha or None). The size is checked
+    from the header before any pixel is decompressed."""
+    location = ("body", name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+                if image.size != (IMAGE_SIDE, IMAGE_SIDE):
+                    width, height = image.size
+                    raise invalid(
+                        location,
+                        f"image is {width}x{height} pixels, expected {IMAGE_SIDE}x{IMAGE_SIDE}",
+                        f"<{len(data)} bytes>",
+                    )
+                image.load()
+                return _grey_and_alpha(image)
+    except RequestValidationError:
+        raise
+    except Exception:  # Pillow raises many types on malformed input; all mean "not a PNG"
+        raise invalid(location, "not a readable PNG image", f"<{len(data)} bytes>") from None
+
+
+def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    if image.mode.startswith("I"):  # 16-bit greyscale
+        wide = np.asarray(image).astype(np.float64)
+        return np.clip(np.round(wide / 257), 0, 255).astype(np.uint8), None
+    has_alpha = image.mode in {"RGBA", "LA", "PA", "La", "RGBa"} or "transparency" in image.info
+    if not has_alpha:
+        return np.asarray(image.convert("L"), dtype=np.uint8).copy(), None
+    rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba, dtype=np.uint8)[..., 3].copy()
+    return np.asarray(rgba.convert("L"), dtype=np.uint8).copy(), alpha
+
+
+def _missing(
+    parsed: RestoreOptions, grey: np.ndarray, alpha: np.ndarray | None, mask: bytes | None
+) -> np.ndarray:
+    """The damaged pixels, from the mask image or the rule; never all of them."""
+    if mask is not None and parsed.mask_rule is not None:
+        raise invalid(
+            ("body", "mask_rule"), "give a mask image or a mask_rule, not both", parsed.mask_rule
+        )
+    if mask is not None:
+        mask_grey, mask_alpha = decode_png(mask, "mask")
+        missing = mask_grey >= MASK_THRESHOLD
+        if mask_alpha is not None:  # a transparent mask pixel marks nothing
+            missing &= mask_alpha > 0
+        field = "mask"
+    elif parsed.mask_rule == "white":
+        missing, field = grey == 255, "mask_rule"
+    elif parsed.mask_rule == "black":
+        missing, field = grey == 0, "mask_rule"
+    elif parsed.mask_rule == "transparent":
+        if alpha is None:
+            raise invalid(
+                ("body", "mask_rule"),
+                "mask_rule=transparent needs an image with an alpha channel",
+                "transparent",
+            )
+        missing, field = alpha == 0, "mask_rule"
+    else:
+        raise invalid(
+            ("body", "mask"),
+            "give a mask image (damaged pixels light) or a mask_rule (white, black or transparent)",
+            None,
+        )
+    if missing.all():
+        raise invalid(
+            ("body", field),
+            f"the mask marks all {missing.size} pixels as damaged: nothing is left to match",
+            parsed.mask_rule,
+        )
+    return np.ascontiguousarray(missing)

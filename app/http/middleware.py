@@ -1,0 +1,181 @@
+"""Pure ASGI middleware: request ids, access logs and HTTP metrics; the request body size limit;
+complete ``Allow`` headers on 405."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+import uuid
+
+from fastapi import FastAPI, HTTPException
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import Settings
+from app.limits import MAX_BODY_BYTES
+from app.metrics import ServiceMetrics
+
+access_log = logging.getLogger("app.access")
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContextMiddleware:
+    """Gives every response an ``X-Request-ID`` (the client's, if well formed), logs one access
+    line per request and counts it by route template (never by raw path: bounded cardinality)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = Headers(scope=scope).get("x-request-id", "")
+        request_id = offered if REQUEST_ID_PATTERN.match(offered) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "route": route,
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+
+
+class BodySizeLimitMiddleware:
+    """413 for bodies over ``max_bytes``: at once from Content-Length, or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, self._message())
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    def _message(self) -> str:
+        return (
+            f"request body larger than {self.max_bytes} bytes (server limit {MAX_BODY_BYTES.env})"
+        )
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"detail": self._message()}, status_code=413)(scope, receive, send)
+
+
+class AllowHeaderMiddleware:
+    """Makes a 405's ``Allow`` list every method of the path, not only those of the one route
+    that answered: Starlette answers from a single route, so a path served by two routes (GET and
+    POST ``/jobs``) would otherwise advertise only one of its methods (RFC 9110, 15.5.6). The
+    methods come from the app's OpenAPI document, plus whatever the route already listed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                headers = MutableHeaders(scope=message)
+                methods = {m.strip() for m in headers.get("allow", "").split(",") if m.strip()}
+                methods |= _documented_methods(scope)
+                if methods:
+                    headers["Allow"] = ", ".join(sorted(methods))
+            await send(message)
+
+        await self.app(scope, receive, send_with_allow)
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _documented_methods(scope: Scope) -> set[str]:
+    openapi = getattr(scope.get("app"), "openapi", None)
+    if openapi is None:
+        return set()
+    methods: set[str] = set()
+    for template, operations in openapi().get("paths", {}).items():
+        if _template_pattern(template).fullmatch(scope["path"]):
+            methods |= {method.upper() for method in operations if method in _HTTP_METHODS}
+    return methods
+
+
+@functools.lru_cache(maxsize=256)
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """``/jobs/{job_id}/events`` -> a pattern matching one path segment per parameter."""
+    parts = re.split(r"(\{[^/{}]+\})", template)
+    return re.compile(
+        "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+    )
+
+
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "X-Model-Version",
+    "X-Seed",
+    "ETag",
+    "Retry-After",
+    "X-Digit",
+    "X-Digit-Score",
+    "X-Reconstruction-Error",
+]
+
+
+def install_middleware(app: FastAPI, settings: Settings, metrics: ServiceMetrics) -> None:
+    """The middleware stack, innermost first: Allow headers, body limit, CORS, request context
+    (outermost, so its access line and metrics see every response, errors included)."""
+    app.add_middleware(AllowHeaderMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", "Authorization", "X-Request-ID", "Idempotency-Key"],
+        expose_headers=EXPOSED_HEADERS,
+    )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)

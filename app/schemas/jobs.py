@@ -1,0 +1,88 @@
+"""Retraining jobs and model versions: the admin side of the API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+
+from app.limits import MAX_JOB_STEPS
+from app.schemas.common import json_number
+from gan.networks import Upsampling
+
+
+class JobParams(BaseModel):
+    """Parameters of a retraining job. The data directory comes from settings, never a request.
+    The defaults are the training CLI's (a test holds them equal), except for the job's length."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"steps": 2000, "batch_size": 64, "loss": "hinge"}]},
+    )
+
+    steps: int = Field(2000, ge=1, description=f"optimizer steps (limit: {MAX_JOB_STEPS.env})")
+    batch_size: int = Field(64, ge=2, le=1024)
+    loss: Literal["bce", "hinge"] = Field(
+        "bce", description="non-saturating minimax (bce) or hinge"
+    )
+    lr_g: float = Field(2e-4, gt=0, le=0.1)
+    lr_d: float = Field(2e-4, gt=0, le=0.1)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    mode_seeking: float = Field(0.25, ge=0, le=100, description="mode-seeking regulariser weight")
+    aux_classifier: float = Field(0.1, ge=0, le=100, description="AC-GAN classification weight")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    latent_dim: int = Field(64, ge=1, le=512)
+    embed_dim: int = Field(32, ge=1, le=512)
+    g_channels: int = Field(128, ge=2, le=1024)
+    upsampling: Upsampling = Field(
+        "transpose", description="generator upsampling: transposed conv, or nearest + conv"
+    )
+    conditional_norm: StrictBool = Field(
+        True, description="the digit scales and shifts every batch norm of the generator"
+    )
+    d_channels: int = Field(128, ge=2, le=1024)
+    eval_per_digit: int = Field(1000, ge=10, le=5000, description="samples per digit to evaluate")
+
+    @field_validator(
+        "steps", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "ema_decay", "mode_seeking",
+        "aux_classifier", "seed", "latent_dim", "embed_dim", "g_channels", "d_channels",
+        "eval_per_digit", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _json_number(cls, value: object) -> object:
+        return json_number(value)
+
+
+class JobResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+    params: dict[str, object]
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    progress: dict[str, object] = Field(description="step, epoch, losses, images/s, ETA")
+    version: str | None = Field(description="the version this job produces")
+    parent: str | None = Field(description="the version active when the job started")
+    metrics: dict[str, object] | None
+    decision: dict[str, object] | None = Field(description="promotion decision and its reasons")
+    error: str | None
+    log_tail: str
+    links: dict[str, str]
+
+
+class ModelVersion(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    version: str
+    active: bool
+    created_at: str
+    parent: str | None
+    architecture: dict[str, object]
+    metrics: dict[str, object]
+    weights_sha256: str
+    training: dict[str, object]
+    samples_url: str

@@ -1,0 +1,19 @@
+"""The operations routes' bodies."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class InfoResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str
+    device: str
+    dtype: str
+    max_batch_images: int
+    max_wait_ms: float
+    max_queue_images: int
+    max_n: int
+    max_scale: int
+    metrics: dict[str, object] = Field(description="evaluation metrics from the manifest")

@@ -1,0 +1,134 @@
+"""Dynamic batching: the queue of requests waiting for the model, and how it is cut into batches.
+
+The event loop admits requests (or refuses them at once when ``max_queue_images`` are already
+waiting); the inference thread takes the first waiting request and then whatever else arrives
+within ``max_wait_ms``, up to ``max_batch_images`` images. A request never splits across batches:
+one that does not fit waits for the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from app.metrics import ServiceMetrics
+from app.serving.errors import QueueFullError
+
+if TYPE_CHECKING:
+    from app.serving.worker import GenerationResult
+
+
+@dataclass
+class PendingGeneration:
+    """One request's images, waiting in the queue for a forward pass."""
+
+    seeds: list[int]
+    digits: list[int | None]
+    future: asyncio.Future[GenerationResult]
+    loop: asyncio.AbstractEventLoop
+    deadline: float
+    enqueued: float = field(default_factory=time.monotonic)
+
+    @property
+    def size(self) -> int:
+        return len(self.seeds)
+
+
+_STOP = object()
+
+
+class BatchQueue:
+    def __init__(
+        self,
+        metrics: ServiceMetrics,
+        *,
+        max_batch_images: int,
+        max_wait_s: float,
+        max_queue_images: int,
+    ) -> None:
+        self.metrics = metrics
+        self.max_batch_images = max_batch_images
+        self.max_wait_s = max_wait_s
+        self.max_queue_images = max_queue_images
+        self._queue: queue.Queue[PendingGeneration | object] = queue.Queue()
+        self._queued_images = 0
+        self._lock = threading.Lock()
+        self._carry: PendingGeneration | object | None = None
+
+    @property
+    def queued_images(self) -> int:
+        return self._queued_images
+
+    # ----- the event loop's side -----------------------------------------------------------
+    def admit(self, pending: PendingGeneration) -> None:
+        """Queue ``pending``, or refuse it (``QueueFullError``) when the queue is full."""
+        with self._lock:
+            if self._queued_images + pending.size > self.max_queue_images:
+                self.metrics.rejected.labels(reason="queue_full").inc()
+                raise QueueFullError(
+                    f"queue full: {self._queued_images} images waiting (limit "
+                    f"{self.max_queue_images}); retry shortly"
+                )
+            self._queued_images += pending.size
+        self.metrics.queue_depth.set(self._queued_images)
+        self._queue.put(pending)
+
+    def close(self) -> None:
+        """After what is queued now, ``next_batch`` returns None."""
+        self._queue.put(_STOP)
+
+    # ----- the inference thread's side -----------------------------------------------------
+    def next_batch(self) -> list[PendingGeneration] | None:
+        """Block for the next batch; None once closed and drained."""
+        first = self._carry or self._queue.get()
+        self._carry = None
+        if first is _STOP:
+            return self._drain_remaining()
+        assert isinstance(first, PendingGeneration)
+        batch, images = [first], first.size
+        fill_deadline = time.monotonic() + self.max_wait_s
+        while images < self.max_batch_images:
+            try:
+                remaining = fill_deadline - time.monotonic()
+                item = (
+                    self._queue.get_nowait()
+                    if remaining <= 0
+                    else self._queue.get(timeout=remaining)
+                )
+            except queue.Empty:
+                break
+            if (
+                not isinstance(item, PendingGeneration)
+                or images + item.size > self.max_batch_images
+            ):
+                self._carry = item  # the stop marker or a request for the next batch
+                break
+            batch.append(item)
+            images += item.size
+        return batch
+
+    def _drain_remaining(self) -> list[PendingGeneration] | None:
+        """After close: serve what is still queued, then end."""
+        leftover = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, PendingGeneration):
+                leftover.append(item)
+        if not leftover:
+            return None
+        self._queue.put(_STOP)
+        return leftover
+
+    def release(self, batch: Sequence[PendingGeneration]) -> None:
+        """The batch left the queue: its images no longer count against the limit."""
+        with self._lock:
+            self._queued_images -= sum(pending.size for pending in batch)
+        self.metrics.queue_depth.set(self._queued_images)

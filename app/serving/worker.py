@@ -1,0 +1,208 @@
+"""The inference worker: the one owner of the model and its device.
+
+Requests from the event loop land in a ``BatchQueue`` (``app.serving.batching``); one worker
+thread takes each batch, runs one forward pass under inference mode and hands each request its
+slice. The event loop never runs the model.
+
+A new model version is loaded and warmed up beside the old one and swapped in between two
+batches: a batch always runs start to finish on the model it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from app.metrics import ServiceMetrics
+from app.serving.batching import BatchQueue, PendingGeneration
+from app.serving.errors import DeadlineExceededError, ShuttingDownError
+from app.serving.futures import resolve_threadsafe
+from gan.sampling import latents_for_seeds, to_uint8
+from gan.store import LoadedGenerator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    version: str
+    images: np.ndarray  # (n, 28, 28) uint8
+    digits: list[int]
+    seeds: list[int]
+    queue_wait_s: float
+    compute_s: float
+
+
+class InferenceWorker:
+    def __init__(
+        self,
+        generator: LoadedGenerator,
+        device: torch.device,
+        metrics: ServiceMetrics,
+        *,
+        max_batch_images: int,
+        max_wait_ms: float,
+        max_queue_images: int,
+        warmup_batches: int = 1,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.device = device
+        self.metrics = metrics
+        self.max_batch_images = max_batch_images
+        self.max_wait_s = max_wait_ms / 1000
+        self.max_queue_images = max_queue_images
+        self.warmup_batches = warmup_batches
+        self.dtype = dtype if device.type == "cuda" else torch.float32
+        self._model = generator
+        self._queue = BatchQueue(
+            metrics,
+            max_batch_images=max_batch_images,
+            max_wait_s=self.max_wait_s,
+            max_queue_images=max_queue_images,
+        )
+        self._accepting = True
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inference-worker", daemon=True)
+        metrics.set_active_version(generator.version)
+
+    # ----- lifecycle -----------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return self._model.version
+
+    @property
+    def generator(self) -> LoadedGenerator:
+        """The model serving now (read-only: swap() replaces it between batches)."""
+        return self._model
+
+    @property
+    def manifest_metrics(self) -> dict[str, object]:
+        return dict(self._model.manifest.metrics)
+
+    @property
+    def queued_images(self) -> int:
+        return self._queue.queued_images
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Refuse new work, finish what is queued (within ``timeout``), then end the thread."""
+        self._accepting = False
+        self._queue.close()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("inference worker still busy after %.1fs; abandoning queue", timeout)
+
+    def warm_up(self, generator: LoadedGenerator) -> None:
+        """Run forward passes of the largest batch so the first real request pays no setup."""
+        for _ in range(self.warmup_batches):
+            self._forward(
+                generator, list(range(self.max_batch_images)), [0] * self.max_batch_images
+            )
+
+    def swap(self, generator: LoadedGenerator) -> None:
+        """Make ``generator`` (already loaded and warmed) serve from the next batch on."""
+        previous = self._model.version
+        self._model = generator
+        self.metrics.set_active_version(generator.version)
+        log.info("model swapped", extra={"from_version": previous, "to_version": generator.version})
+
+    # ----- the event loop's side -----------------------------------------------------------
+    async def generate(
+        self, seeds: Sequence[int], digits: Sequence[int | None], timeout_s: float
+    ) -> GenerationResult:
+        """Queue one request and wait for its images. Cancelling the awaiting task (the client
+        disconnected) or its timeout cancels the request's future, and the worker skips it."""
+        if not self._accepting:
+            raise ShuttingDownError("server is shutting down")
+        loop = asyncio.get_running_loop()
+        pending = PendingGeneration(
+            list(seeds), list(digits), loop.create_future(), loop, time.monotonic() + timeout_s
+        )
+        self._queue.admit(pending)
+        try:
+            return await asyncio.wait_for(pending.future, timeout_s)
+        except TimeoutError:
+            self.metrics.rejected.labels(reason="deadline").inc()
+            raise DeadlineExceededError(f"no result within {timeout_s:g}s; retry later") from None
+
+    # ----- the worker thread's side --------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self.warm_up(self._model)
+        except Exception:
+            log.exception("warm-up failed")
+            raise
+        self.ready.set()
+        while True:
+            batch = self._queue.next_batch()
+            if batch is None:
+                return
+            self._serve(batch)
+
+    def _serve(self, batch: list[PendingGeneration]) -> None:
+        now = time.monotonic()
+        live = [
+            pending
+            for pending in batch
+            if not pending.future.cancelled() and pending.deadline > now
+        ]
+        self._queue.release(batch)
+        for pending in batch:
+            if pending not in live and not pending.future.cancelled():
+                resolve_threadsafe(
+                    pending.loop,
+                    pending.future,
+                    error=DeadlineExceededError("request expired in the queue"),
+                )
+        if not live:
+            return
+        model = self._model  # one reference for the whole batch: a swap lands between batches
+        seeds = [seed for pending in live for seed in pending.seeds]
+        digits = [digit for pending in live for digit in pending.digits]
+        started = time.monotonic()
+        try:
+            images, labels = self._forward(model, seeds, digits)
+        except Exception as error:  # report to every waiting request instead of killing the thread
+            log.exception("forward pass failed")
+            for pending in live:
+                resolve_threadsafe(pending.loop, pending.future, error=error)
+            return
+        compute_s = time.monotonic() - started
+        self.metrics.compute.observe(compute_s)
+        self.metrics.batch_size.observe(len(seeds))
+        self.metrics.images.inc(len(seeds))
+        offset = 0
+        for pending in live:
+            end = offset + pending.size
+            wait_s = started - pending.enqueued
+            self.metrics.queue_wait.observe(wait_s)
+            result = GenerationResult(
+                model.version,
+                images[offset:end],
+                labels[offset:end],
+                pending.seeds,
+                wait_s,
+                compute_s,
+            )
+            resolve_threadsafe(pending.loop, pending.future, result=result)
+            offset = end
+
+    def _forward(
+        self, generator: LoadedGenerator, seeds: list[int], digits: list[int | None]
+    ) -> tuple[np.ndarray, list[int]]:
+        z, labels = latents_for_seeds(seeds, generator.model.config.latent_dim, digits)
+        autocast = torch.autocast(
+            self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
+        )
+        with torch.inference_mode(), autocast:
+            images = generator.model(z.to(self.device), labels.to(self.device))
+        return to_uint8(images).numpy(), labels.tolist()

@@ -1,0 +1,110 @@
+"""GET /digits/{digit}.png: image URLs, caching (ETag, Cache-Control) and version pins."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from support.app import (
+    assert_422,
+    image,
+    pixels,
+    single_png,
+)
+from support.models import TINY_VERSION as VERSION
+
+
+def test_digit_png_url(client: TestClient) -> None:
+    response = client.get("/digits/7.png", params={"seed": 3, "scale": 2})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-model-version"] == VERSION
+    assert response.headers["x-seed"] == "3"
+    picture = image(response.content)
+    assert (picture.size, picture.mode) == ((56, 56), "L")
+    same = single_png(client, digit=7, seed=3, scale=2)
+    assert np.array_equal(pixels(response.content), pixels(same))
+
+
+def test_seeded_get_has_strong_etag_and_public_cache(client: TestClient) -> None:
+    response = client.get("/digits/3.png", params={"seed": 5})
+    etag = response.headers["etag"]
+    assert re.fullmatch(r'"[0-9a-f]{32}"', etag)  # strong: no W/ prefix
+    assert response.headers["cache-control"] == "public, max-age=300"
+    # the tag is a function of (version, digit, seed, scale)
+    assert client.get("/digits/3.png", params={"seed": 5}).headers["etag"] == etag
+    assert client.get("/digits/3.png", params={"seed": 6}).headers["etag"] != etag
+    assert client.get("/digits/3.png", params={"seed": 5, "scale": 2}).headers["etag"] != etag
+
+
+def test_pinned_version_is_immutable(client: TestClient) -> None:
+    response = client.get("/digits/3.png", params={"seed": 5, "version": VERSION})
+    assert response.status_code == 200
+    assert "immutable" in response.headers["cache-control"]
+    assert "public" in response.headers["cache-control"]
+    assert response.headers["etag"]
+
+
+def test_if_none_match_gives_304_without_body(client: TestClient) -> None:
+    params: dict[str, str | int] = {"seed": 5, "version": VERSION}
+    etag = client.get("/digits/3.png", params=params).headers["etag"]
+    for if_none_match in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        response = client.get(
+            "/digits/3.png", params=params, headers={"If-None-Match": if_none_match}
+        )
+        assert response.status_code == 304, if_none_match
+        assert response.content == b""
+        assert response.headers["etag"] == etag
+        assert "immutable" in response.headers["cache-control"]
+    stale = client.get("/digits/3.png", params=params, headers={"If-None-Match": '"stale"'})
+    assert stale.status_code == 200
+    assert stale.content
+
+
+@pytest.mark.parametrize("path", ["/generate", "/digits/4.png"])
+def test_pinned_to_another_version_is_404(client: TestClient, path: str) -> None:
+    if path == "/generate":
+        response = client.post(path, json={"digit": 4, "seed": 1, "version": "older"})
+    else:
+        response = client.get(path, params={"seed": 1, "version": "older"})
+    assert response.status_code == 404
+    assert response.json()["detail"] == "model version 'older' is not served here (active: 'tiny')"
+
+
+def test_unseeded_get_is_not_cacheable(client: TestClient) -> None:
+    response = client.get("/digits/3.png")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert "etag" not in response.headers
+    assert int(response.headers["x-seed"]) >= 0
+
+
+def test_pinned_version_not_served_is_404(client: TestClient) -> None:
+    response = client.get("/digits/3.png", params={"seed": 5, "version": "other-1"})
+    assert response.status_code == 404
+    assert "other-1" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "loc", "fragments"),
+    [
+        ("/digits/10.png", {}, ["path", "digit"], ["less than or equal to 9"]),
+        ("/digits/x.png", {}, ["path", "digit"], ["valid integer"]),
+        ("/digits/3.png", {"scale": 0}, ["query", "scale"], ["greater than or equal to 1"]),
+        ("/digits/3.png", {"scale": 5}, ["query", "scale"], ["4", "GAN_MAX_SCALE"]),
+        ("/digits/3.png", {"seed": -1}, ["query", "seed"], ["greater than or equal to 0"]),
+        ("/digits/3.png", {"version": "bad/../name"}, ["query", "version"], ["pattern"]),
+        ("/digits/3.png", {"version": "bad version"}, ["query", "version"], ["pattern"]),
+    ],
+)
+def test_digit_url_validation_errors(
+    strict_client: TestClient,
+    path: str,
+    params: dict[str, Any],
+    loc: list[Any],
+    fragments: list[str],
+) -> None:
+    assert_422(strict_client.get(path, params=params), loc, *fragments)

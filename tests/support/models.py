@@ -1,0 +1,16 @@
+"""The tiny generator the tests publish: randomly initialised, deterministic for a seed."""
+
+from __future__ import annotations
+
+import torch
+
+from gan.networks import Generator, GeneratorConfig
+
+TINY_VERSION = "tiny"
+TINY_GENERATOR = GeneratorConfig(latent_dim=8, embed_dim=4, channels=8)
+
+
+def tiny_generator(seed: int = 0) -> Generator:
+    """A randomly initialised tiny generator (deterministic for a seed), in eval mode."""
+    torch.manual_seed(seed)
+    return Generator(TINY_GENERATOR).eval()
