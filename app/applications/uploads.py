@@ -12,12 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import struct
 import warnings
 from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
-from email.utils import collapse_rfc2231_value
 from typing import Any
 
 import numpy as np
@@ -25,6 +22,8 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from PIL import Image
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import Settings
 from app.limits import (
@@ -41,6 +40,9 @@ IMAGE_SIDE = 28
 MASK_THRESHOLD = 128  # mask pixels this light or lighter mark damage
 JSON_TYPES = {"application/json"}
 FORM_TYPES = {"multipart/form-data"}
+UPLOAD_FILES = ("image", "mask")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_HEADER_BYTES = 24  # signature, IHDR length and type, width, height
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ async def read_restore_request(request: Request, settings: Settings) -> RestoreI
         mask_bytes = None if as_json.mask is None else _decode_base64(as_json.mask, "mask")
         parsed = as_json
     elif media_type in FORM_TYPES:
-        fields = parse_form(request.headers.get("content-type", ""), body)
+        fields = await read_form(request)
         as_form: RestoreUpload = _validate(RestoreUpload, fields, json=False)
         image_bytes, mask_bytes = as_form.image, as_form.mask
         parsed = as_form
@@ -91,24 +93,8 @@ def _validate(model: type[Any], data: Any, *, json: bool) -> Any:
 
 
 def _body_error(error: Any) -> dict[str, Any]:
-    """A pydantic error located in the body, made JSON-safe (an uploaded file's bytes are
-    summarised, never echoed)."""
-    value = error.get("input")
-    if isinstance(value, bytes | bytearray):
-        value = f"<{len(value)} bytes>"
-    elif isinstance(value, dict):
-        value = {k: f"<{len(v)} bytes>" if isinstance(v, bytes) else v for k, v in value.items()}
-    result = {
-        "type": error["type"],
-        "loc": ("body", *error["loc"]),
-        "msg": error["msg"],
-        "input": value,
-    }
-    if "ctx" in error:
-        result["ctx"] = {
-            k: v if isinstance(v, int | float | str) else str(v) for k, v in error["ctx"].items()
-        }
-    return result
+    """A pydantic error located in the body (the 422 renderer makes its input JSON-safe)."""
+    return {**error, "loc": ("body", *error["loc"])}
 
 
 def _size_error(name: str, data: bytes, settings: Settings) -> dict[str, Any] | None:
@@ -140,37 +126,28 @@ def _decode_base64(text: str, name: str) -> bytes:
         raise invalid(("body", name), "not valid base64", text[:64]) from None
 
 
-def parse_form(content_type: str, body: bytes) -> dict[str, str | bytes]:
-    """A multipart/form-data body -> {name: text, or bytes for a file}. Text fields left empty
+async def read_form(request: Request) -> dict[str, str | bytes]:
+    """A multipart/form-data body -> {name: text, or bytes for a file}, parsed by Starlette and
+    python-multipart with bounded parts (two files, one field per option). Text fields left empty
     (as HTML forms send them) count as absent."""
     try:
-        header = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
-    except UnicodeEncodeError:
-        raise invalid(("body",), "malformed multipart/form-data Content-Type", None) from None
-    message = BytesParser(policy=policy.HTTP).parsebytes(header + body)
-    if not isinstance(message, EmailMessage) or not message.is_multipart() or message.defects:
-        raise invalid(("body",), "malformed multipart/form-data body", None)
+        form = await request.form(
+            max_files=len(UPLOAD_FILES), max_fields=len(RestoreUpload.model_fields)
+        )
+    except StarletteHTTPException as error:  # Starlette's word for a malformed or large form
+        message = f"malformed multipart/form-data body: {error.detail}"
+        raise invalid(("body",), message, None) from None
     fields: dict[str, str | bytes] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if part.get_content_disposition() != "form-data" or not name:
-            raise invalid(
-                ("body",), "each part needs Content-Disposition: form-data; name=...", None
-            )
-        name = collapse_rfc2231_value(name)
-        if name in fields:
-            raise invalid(("body", name), "field given more than once", None)
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        if part.get_filename() is not None:
-            fields[name] = data
-            continue
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise invalid(("body", name), "a text field must be UTF-8", None) from None
-        if text:
-            fields[name] = text
+    try:
+        for name, value in form.multi_items():
+            if name in fields:
+                raise invalid(("body", name), "field given more than once", None)
+            if isinstance(value, UploadFile):
+                fields[name] = await value.read()
+            elif value:
+                fields[name] = value
+    finally:
+        await form.close()
     return fields
 
 
@@ -178,23 +155,31 @@ def decode_png(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     """PNG bytes -> (28x28 uint8 greyscale, 28x28 uint8 alpha or None). The size is checked
     from the header before any pixel is decompressed."""
     location = ("body", name)
+    size = _png_size(data)
+    if size is not None and size != (IMAGE_SIDE, IMAGE_SIDE):
+        width, height = size
+        raise invalid(
+            location,
+            f"image is {width}x{height} pixels, expected {IMAGE_SIDE}x{IMAGE_SIDE}",
+            f"<{len(data)} bytes>",
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-                if image.size != (IMAGE_SIDE, IMAGE_SIDE):
-                    width, height = image.size
-                    raise invalid(
-                        location,
-                        f"image is {width}x{height} pixels, expected {IMAGE_SIDE}x{IMAGE_SIDE}",
-                        f"<{len(data)} bytes>",
-                    )
                 image.load()
                 return _grey_and_alpha(image)
-    except RequestValidationError:
-        raise
     except Exception:  # Pillow raises many types on malformed input; all mean "not a PNG"
         raise invalid(location, "not a readable PNG image", f"<{len(data)} bytes>") from None
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, read before Pillow is trusted with the file
+    (Pillow refuses a giant header as a decompression bomb, which would hide the size)."""
+    if len(data) < PNG_HEADER_BYTES or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
 
 
 def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

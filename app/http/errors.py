@@ -7,8 +7,11 @@ that says which status each becomes. A 503 always carries ``Retry-After``.
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.retraining.manager import IdempotencyConflictError, JobConflictError, JobStateError
@@ -41,8 +44,38 @@ ERROR_STATUS: dict[type[Exception], int] = {
 }
 
 
+ECHO_LIMIT = 256  # characters of a rejected input echoed back; longer ones are cut
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON, whatever it is: a 422 must render for any input (NaN, 1e400,
+    bytes, objects), so what cannot be echoed is described instead."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else f"<non-finite number {value}>"
+    if isinstance(value, str):
+        return value if len(value) <= ECHO_LIMIT else value[:ECHO_LIMIT] + "..."
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, BaseException):  # pydantic puts the validator's error in ctx
+        return json_safe(str(value))
+    return f"<{type(value).__name__}>"
+
+
+async def validation_error(_: Request, error: Exception) -> JSONResponse:
+    """422 with every error's location, message and (when it can be shown) its input."""
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse({"detail": json_safe(list(error.errors()))}, status_code=422)
+
+
 def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
-    """Answer every exception of ``ERROR_STATUS`` with its status and the message as detail."""
+    """Answer every exception of ``ERROR_STATUS`` with its status and the message as detail,
+    and request validation errors with a 422 that cannot fail to render."""
 
     async def handle(_: Request, error: Exception) -> JSONResponse:
         status = next(ERROR_STATUS[cls] for cls in type(error).__mro__ if cls in ERROR_STATUS)
@@ -57,3 +90,4 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
 
     for error_type in ERROR_STATUS:
         app.add_exception_handler(error_type, handle)
+    app.add_exception_handler(RequestValidationError, validation_error)

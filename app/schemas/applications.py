@@ -29,6 +29,7 @@ MaskRule = Literal["white", "black", "transparent"]
 class DatasetRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [
                 {"per_digit": 100, "seed": 0, "format": "npz"},
@@ -76,7 +77,7 @@ class DatasetRequest(BaseModel):
 class RestoreOptions(BaseModel):
     """The fields of POST /restore besides its images, shared by its JSON and form bodies."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mask_rule: MaskRule | None = Field(
         None,

@@ -16,6 +16,7 @@ ImageFormat = Literal["png", "base64"]
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [
                 {"digit": 7, "n": 1, "seed": 42, "format": "png", "scale": 4},

@@ -17,6 +17,7 @@ class JobParams(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={"examples": [{"steps": 2000, "batch_size": 64, "loss": "hinge"}]},
     )
 
