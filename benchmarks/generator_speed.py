@@ -5,7 +5,7 @@ For each batch size it times, separately:
 * ``forward``: the model's forward pass alone on ready-made latents (``torch.inference_mode``);
 * ``latents``: ``gan.sampling.latents_for_seeds``, which the service runs for every request;
 * ``end-to-end``: latents + forward + ``to_uint8`` -- exactly what the inference worker does for
-  one batch (``app.worker.InferenceWorker._forward``), so it is the serving ceiling.
+  one batch (``app.serving.worker.InferenceWorker._forward``), so it is the serving ceiling.
 
 Examples::
 
@@ -13,8 +13,8 @@ Examples::
     python benchmarks/generator_speed.py --random-init --quick # no trained model needed
     python benchmarks/generator_speed.py --device cuda --dtype bfloat16 --json
 
-``serving.py`` imports :func:`prepare_model` and :func:`measure` from here, so both
-benchmarks time the generator the same way.
+The serving benchmark (``harness.runner``) imports :func:`prepare_model` and :func:`measure`
+from here, so both benchmarks time the generator the same way.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import torch
 from gan.networks import Generator, GeneratorConfig
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import ModelStore, VersionNotFound
+from gan.testing import random_generator
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DEFAULT_BATCHES = (1, 16, 64, 256)
@@ -69,8 +70,7 @@ def load_model(
     """The generator to time: ``version`` (default: the active one) of ``store``, or an untrained
     ``Generator(GeneratorConfig())`` with ``random_init`` (same architecture, same speed)."""
     if random_init:
-        torch.manual_seed(0)
-        return "random-init", Generator(GeneratorConfig()).to(device).eval()
+        return "random-init", random_generator(GeneratorConfig(), seed=0).to(device)
     model_store = ModelStore(store)
     try:
         chosen = version or model_store.active_version()
@@ -85,11 +85,7 @@ def load_model(
 
 
 def prepare_model(
-    store: Path,
-    version: str | None,
-    random_init: bool,
-    device: str = "cpu",
-    dtype: str = "float32",
+    store: Path, version: str | None, random_init: bool, device: str = "cpu", dtype: str = "float32"
 ) -> ModelUnderTest:
     torch_device = torch.device(device)
     if torch_device.type != "cuda" and dtype != "float32":
@@ -143,7 +139,7 @@ def measure_batch(
     def latents() -> object:
         return latents_for_seeds(seeds, latent_dim, digits)
 
-    def end_to_end() -> object:  # mirrors app.worker.InferenceWorker._forward
+    def end_to_end() -> object:  # mirrors app.serving.worker.InferenceWorker._forward
         z_new, labels_new = latents_for_seeds(seeds, latent_dim, digits)
         with torch.inference_mode(), autocast():
             images = model(z_new.to(device), labels_new.to(device))
@@ -163,11 +159,18 @@ def measure_batch(
     )
 
 
-def measure_batch_in_thread(
-    mut: ModelUnderTest, batch: int, *, warmup: int = 3, min_time_s: float = 2.0
+def measure(
+    mut: ModelUnderTest,
+    batch: int,
+    *,
+    warmup: int = 3,
+    min_time_s: float = 2.0,
+    in_thread: bool = True,
 ) -> BatchResult:
-    """:func:`measure_batch` in a dedicated thread, as the service runs its model (in the
-    inference worker's thread rather than the main thread)."""
+    """:func:`measure_batch`, by default in a dedicated thread, as the service runs its model (in
+    the inference worker's thread rather than the main thread)."""
+    if not in_thread:
+        return measure_batch(mut, batch, warmup=warmup, min_time_s=min_time_s)
     results: list[BatchResult] = []
     errors: list[BaseException] = []
 
@@ -183,18 +186,6 @@ def measure_batch_in_thread(
     if errors:
         raise errors[0]
     return results[0]
-
-
-def measure(
-    mut: ModelUnderTest,
-    batch: int,
-    *,
-    warmup: int = 3,
-    min_time_s: float = 2.0,
-    in_thread: bool = True,
-) -> BatchResult:
-    measure_fn = measure_batch_in_thread if in_thread else measure_batch
-    return measure_fn(mut, batch, warmup=warmup, min_time_s=min_time_s)
 
 
 def environment(mut: ModelUnderTest) -> dict[str, object]:
