@@ -1,23 +1,30 @@
-"""``python -m app``: serve with uvicorn, configured from ``GAN_*`` settings."""
+"""``python -m app``: serve with uvicorn, configured from ``GAN_*`` settings.
+
+Settings and the admin token are read and checked before anything heavy starts: a bad one is
+one line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
-import uvicorn
+import sys
 
-from app.config import Settings
+from pydantic import ValidationError
+
+from app.config import ConfigError, Settings
 
 
 def main() -> None:
-    settings = Settings()
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
-        access_log=False,  # the app logs its own access lines, with request ids
-        log_config=None,
-    )
+    try:
+        settings = Settings()
+        from app.main import create_app  # torch and the app only once the settings are sound
+
+        app = create_app(settings)
+    except (ValidationError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    from app.http.server import serve
+
+    serve(app, settings, app.state.draining)
 
 
 main()

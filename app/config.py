@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app import limits
 
 
+class ConfigError(Exception):
+    """A setting that validated but cannot be used (e.g. a token file that does not exist)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=limits.ENV_PREFIX, env_file=".env", extra="ignore")
 
@@ -55,6 +59,15 @@ class Settings(BaseSettings):
     graceful_shutdown_s: float = Field(
         15.0, ge=0, description="on SIGTERM, time to finish queued work"
     )
+    drain_s: float = Field(
+        0.0,
+        ge=0,
+        description="on SIGTERM, seconds to keep serving with /readyz at 503 before shutting "
+        "down (let a load balancer stop sending first)",
+    )
+    max_header_bytes: int = limits.MAX_HEADER_BYTES.field()
+    header_timeout_s: int = limits.HEADER_TIMEOUT_S.field()
+    max_connections: int = limits.MAX_CONNECTIONS.field()
 
     # Administration
     admin_token: SecretStr | None = Field(None, description="bearer token of admin endpoints")
@@ -113,7 +126,13 @@ class Settings(BaseSettings):
         """The admin token from GAN_ADMIN_TOKEN or the file GAN_ADMIN_TOKEN_FILE, if any."""
         if self.admin_token is not None and self.admin_token.get_secret_value():
             return self.admin_token.get_secret_value()
-        if self.admin_token_file is not None:
+        if self.admin_token_file is None:
+            return None
+        try:
             token = self.admin_token_file.read_text().strip()
-            return token or None
-        return None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(
+                f"{limits.env_name('admin_token_file')}={self.admin_token_file}: cannot read "
+                f"the admin token ({error.strerror if isinstance(error, OSError) else error})"
+            ) from None
+        return token or None

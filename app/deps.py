@@ -5,6 +5,7 @@ bearer-token guard of the admin endpoints."""
 from __future__ import annotations
 
 import hmac
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,6 +36,7 @@ class Services:
     admin_token: str | None
     encoder: EncoderPool
     restorer: RestorationWorker
+    draining: threading.Event  # SIGTERM arrived: not ready any more, still serving
 
 
 def get_services(request: Request) -> Services:

@@ -53,7 +53,14 @@ class WholeBody:
     part: str | None = None
 
 
-Place = BodyField | QueryParam | WholeBody
+@dataclass(frozen=True)
+class Connection:
+    """Enforced by the server (``app.http.server``) before the app sees a request."""
+
+    what: str
+
+
+Place = BodyField | QueryParam | WholeBody | Connection
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,29 @@ RESTORE_MAX_UPLOAD_BYTES = Limit(
     64,
 )
 
+MAX_HEADER_BYTES = Limit(
+    "max_header_bytes",
+    16_384,
+    1 << 20,
+    "largest request head (request line and headers) accepted; 400 past it",
+    (Connection("request head"),),
+    1024,
+)
+HEADER_TIMEOUT_S = Limit(
+    "header_timeout_s",
+    10,
+    600,
+    "seconds a connection may take to send a request head before it is closed",
+    (Connection("request head"),),
+)
+MAX_CONNECTIONS = Limit(
+    "max_connections",
+    1024,
+    1 << 20,
+    "open connections accepted; one more gets 503 and is closed (capped by the file limit)",
+    (Connection("connections"),),
+)
+
 LIMITS = (
     MAX_N,
     MAX_SCALE,
@@ -141,6 +171,9 @@ LIMITS = (
     RESTORE_MAX_STEPS,
     RESTORE_MAX_RESTARTS,
     RESTORE_MAX_UPLOAD_BYTES,
+    MAX_HEADER_BYTES,
+    HEADER_TIMEOUT_S,
+    MAX_CONNECTIONS,
 )
 
 

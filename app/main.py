@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +30,7 @@ from app.retraining.manager import JobManager
 from app.routes import ROUTERS, web
 from app.serving.registry import ModelRegistry
 from app.serving.rendering import EncoderPool
+from app.serving.startup import ModelLoader, load_for_serving
 from app.serving.worker import InferenceWorker
 from gan.device import pick_device
 from gan.store import LoadedGenerator, ModelStore
@@ -36,7 +38,6 @@ from gan.store import LoadedGenerator, ModelStore
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-ModelLoader = Callable[[ModelStore, torch.device], LoadedGenerator]
 
 
 def load_active(store: ModelStore, device: torch.device) -> LoadedGenerator:
@@ -44,7 +45,11 @@ def load_active(store: ModelStore, device: torch.device) -> LoadedGenerator:
 
 
 async def start_services(
-    settings: Settings, metrics: ServiceMetrics, model_loader: ModelLoader
+    settings: Settings,
+    metrics: ServiceMetrics,
+    model_loader: ModelLoader,
+    admin_token: str | None,
+    draining: threading.Event,
 ) -> Services:
     """Load the active model once and start the workers around it."""
     # Measured on 2 cores: leaving one core to the event loop and PNG encoding more than
@@ -52,7 +57,7 @@ async def start_services(
     torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 2) - 1))
     device = pick_device(settings.device)
     store = ModelStore(settings.model_store)
-    generator = await run_in_threadpool(model_loader, store, device)
+    generator, degraded = await run_in_threadpool(load_for_serving, store, device, model_loader)
     worker = InferenceWorker(
         generator,
         device,
@@ -64,7 +69,9 @@ async def start_services(
         dtype=DTYPES[settings.dtype],
     )
     worker.start()  # warms up in its own thread; /readyz turns 200 when done
-    registry = ModelRegistry(store, worker, device)
+    registry = ModelRegistry(store, worker, device, metrics)
+    if degraded is not None:
+        registry.serve_fallback(degraded)
     jobs = JobManager(JobDatabase(settings.state_dir / "jobs.sqlite3"), settings, registry)
     jobs.recover()
     restorer = RestorationWorker(
@@ -83,7 +90,8 @@ async def start_services(
         metrics=metrics,
         registry=registry,
         jobs=jobs,
-        admin_token=settings.resolved_admin_token(),
+        admin_token=admin_token,
+        draining=draining,
         encoder=EncoderPool(settings.encode_threads),
         restorer=restorer,
     )
@@ -105,12 +113,16 @@ def create_app(
 ) -> FastAPI:
     """Build the app. ``model_loader`` is the seam tests use to control start-up."""
     settings = settings or Settings()
+    admin_token = settings.resolved_admin_token()  # a missing token file fails here, not later
     metrics = ServiceMetrics()
+    draining = threading.Event()  # set by the server at SIGTERM: /readyz answers 503
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_json, settings.log_level)
-        app.state.services = await start_services(settings, metrics, model_loader)
+        app.state.services = await start_services(
+            settings, metrics, model_loader, admin_token, draining
+        )
         try:
             yield
         finally:
@@ -122,6 +134,7 @@ def create_app(
         summary="Handwritten digits drawn by a class-conditional GAN, as PNG or base64.",
         lifespan=lifespan,
     )
+    app.state.draining = draining
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", web.PAGE_FILES, name="static")

@@ -59,6 +59,11 @@ class ServiceMetrics:
         self.restore_outcomes = Counter(
             "gan_restorations", "Restorations by outcome", ["outcome"], registry=r
         )
+        self.fallback = Gauge(
+            "gan_model_fallback",
+            "1 when the served version is not the active one (it failed to verify or load)",
+            registry=r,
+        )
         self.model = Gauge(
             "gan_model_info", "Active model version (value 1)", ["version"], registry=r
         )

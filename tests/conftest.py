@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support.app import preserved_process_state, serve
-from support.models import TINY_GENERATOR, TINY_VERSION, tiny_generator
 
-from gan.store import WEIGHTS_FILE, Manifest, ModelStore
+from gan.store import ModelStore
+from gan.testing import publish_random_generator
+from support.app import preserved_process_state, serve
+from support.models import TINY_GENERATOR, TINY_VERSION
 
 FIXTURE_MNIST = Path(__file__).parent / "fixtures" / "mnist"
 
@@ -28,15 +29,7 @@ def mnist_dir() -> Path:
 def tiny_store(tmp_path: Path) -> ModelStore:
     """A model store in tmp_path holding one tiny random generator, version "tiny", active."""
     store = ModelStore(tmp_path / "model_store")
-    manifest = Manifest(
-        kind="generator",
-        version=TINY_VERSION,
-        architecture=TINY_GENERATOR.to_dict(),
-        weights_file=WEIGHTS_FILE,
-        weights_sha256="",
-    )
-    store.publish(manifest, tiny_generator().state_dict())
-    store.set_active(TINY_VERSION)
+    publish_random_generator(store, TINY_VERSION, TINY_GENERATOR)
     return store
 
 

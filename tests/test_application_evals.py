@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.app import preserved_process_state
 
 from app.config import Settings
 from gan.networks import Classifier
 from gan.restoration import DEFAULT_RESTARTS, DEFAULT_STEPS
 from gan.store import CLASSIFIER_DIR, CLASSIFIER_WEIGHTS_FILE, Manifest, ModelStore
+from support.app import preserved_process_state
 from training import augmentation_eval, restoration_eval
 from training.data import Split
 

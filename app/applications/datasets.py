@@ -46,10 +46,6 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: same request, same 
 ArchiveFormat = Literal["npz", "idx"]
 
 
-class ModelChangedError(Exception):
-    """The active model changed while a data set was being generated: it would mix versions."""
-
-
 @dataclass(frozen=True)
 class DatasetPlan:
     digits: tuple[int, ...]
@@ -212,6 +208,9 @@ class DatasetStream:
         self.chunk_images = max(1, chunk_images)
         self.timeout_s = timeout_s
         self._first: GenerationResult | None = None
+        # The whole data set is drawn by the version serving when it starts, held until the
+        # last chunk even if another version is activated meanwhile: one version, no cut body.
+        self._model = worker.generator
 
     @property
     def version(self) -> str:
@@ -230,7 +229,7 @@ class DatasetStream:
         deadline = asyncio.get_running_loop().time() + self.timeout_s
         while True:
             try:
-                return await self.worker.generate(seeds, digits, self.timeout_s)
+                return await self.worker.generate(seeds, digits, self.timeout_s, self._model)
             except QueueFullError:
                 if not retry or asyncio.get_running_loop().time() > deadline:
                     raise
@@ -252,10 +251,6 @@ class DatasetStream:
         try:
             for index in range(len(bounds)):
                 result = await current
-                if result.version != writer.version:
-                    raise ModelChangedError(
-                        f"model changed from {writer.version} to {result.version} mid-data-set"
-                    )
                 if index + 1 < len(bounds):  # the next chunk is generated while this one is sent
                     pending = asyncio.ensure_future(self._generate(*bounds[index + 1]))
                     current = pending

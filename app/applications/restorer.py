@@ -85,6 +85,11 @@ class RestorationWorker:
         self._duration = metrics.restore_duration
         self._outcomes = metrics.restore_outcomes
 
+    @property
+    def alive(self) -> bool:
+        """False once the restoration thread has died (it never ends before ``stop``)."""
+        return self._thread.is_alive() or not self._accepting
+
     def start(self) -> None:
         self._thread.start()
 

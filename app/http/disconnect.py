@@ -9,22 +9,35 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 T = TypeVar("T")
+CLIENT_CLOSED_REQUEST = 499  # nginx's convention: the client went away before the answer
+
+
+class ClientDisconnectedError(Exception):
+    """The client closed the connection while its request was being served."""
 
 
 async def cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
     """Await ``work``, cancelling it if the client disconnects first (Starlette does not cancel
-    handlers on disconnect, so a queued job would otherwise still cost a forward pass)."""
+    handlers on disconnect, so a queued request would otherwise still cost a forward pass).
+    A disconnect is ``ClientDisconnectedError``, which the request middleware records as 499."""
     task = asyncio.ensure_future(work)
+    disconnected = False
 
     async def watch() -> None:
+        nonlocal disconnected
         while not task.done():
             message = await request.receive()
             if message["type"] == "http.disconnect":
+                disconnected = True
                 task.cancel()
                 return
 
     watcher = asyncio.create_task(watch())
     try:
         return await task
+    except asyncio.CancelledError:
+        if disconnected:
+            raise ClientDisconnectedError("the client closed the connection") from None
+        raise
     finally:
         watcher.cancel()

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
+from app.http.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnectedError
 from app.limits import MAX_BODY_BYTES
 from app.metrics import ServiceMetrics
 
@@ -50,6 +51,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnectedError:
+            # Nobody reads this answer; it only keeps the ASGI contract (a response per request).
+            status = CLIENT_CLOSED_REQUEST
+            await send({"type": "http.response.start", "status": status, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")

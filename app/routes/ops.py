@@ -13,22 +13,42 @@ from app.schemas.ops import InfoResponse
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Status, summary="Liveness: the process answers")
-async def healthz() -> Status:
-    return Status(status="ok")
+@router.get(
+    "/healthz",
+    response_model=Status,
+    responses={503: {"model": Status, "description": "a worker thread died: restart me"}},
+    summary="Liveness: the process and its worker threads are alive",
+)
+async def healthz(services: ServicesDep) -> Response:
+    dead = [
+        name
+        for name, alive in (
+            ("inference", services.worker.alive),
+            ("restoration", services.restorer.alive),
+        )
+        if not alive
+    ]
+    if dead:
+        detail = f"the {' and '.join(dead)} thread died"
+        return JSONResponse(Status(status="dead", detail=detail).model_dump(), status_code=503)
+    return JSONResponse(Status(status="ok").model_dump())
 
 
 @router.get(
     "/readyz",
     response_model=Status,
-    responses={503: {"model": Status, "description": "model not loaded or not warm yet"}},
-    summary="Readiness: the model is loaded and warmed up",
+    responses={503: {"model": Status, "description": "warming up, or shutting down"}},
+    summary="Readiness: the model is loaded and warmed up, and no shutdown has begun",
 )
 async def readyz(services: ServicesDep) -> Response:
-    if services.worker.ready.is_set():
-        return JSONResponse(Status(status="ready").model_dump())
+    if services.draining.is_set():
+        status = Status(status="draining", detail="shutting down: send no new requests")
+    elif not services.worker.ready.is_set():
+        status = Status(status="warming up", detail="the model is still warming up")
+    else:
+        return JSONResponse(Status(status="ready", detail=services.registry.degraded).model_dump())
     return JSONResponse(
-        Status(status="warming up", detail="the model is still warming up").model_dump(),
+        status.model_dump(),
         status_code=503,
         headers={"Retry-After": str(services.settings.retry_after_s)},
     )
@@ -47,6 +67,7 @@ async def info(services: ServicesDep) -> InfoResponse:
         max_n=settings.max_n,
         max_scale=settings.max_scale,
         metrics=worker.manifest_metrics,
+        degraded=services.registry.degraded,
     )
 
 

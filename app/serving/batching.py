@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from app.metrics import ServiceMetrics
 from app.serving.errors import QueueFullError
+from gan.store import LoadedGenerator
 
 if TYPE_CHECKING:
     from app.serving.worker import GenerationResult
@@ -32,6 +33,7 @@ class PendingGeneration:
     future: asyncio.Future[GenerationResult]
     loop: asyncio.AbstractEventLoop
     deadline: float
+    model: LoadedGenerator | None = None  # None: the version serving when the batch runs
     enqueued: float = field(default_factory=time.monotonic)
 
     @property

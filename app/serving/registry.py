@@ -9,6 +9,7 @@ import logging
 import torch
 from starlette.concurrency import run_in_threadpool
 
+from app.metrics import ServiceMetrics
 from app.serving.worker import InferenceWorker
 from gan.store import LoadedGenerator, Manifest, ModelStore, StoreError
 
@@ -16,13 +17,36 @@ log = logging.getLogger(__name__)
 
 
 class ModelRegistry:
-    def __init__(self, store: ModelStore, worker: InferenceWorker, device: torch.device) -> None:
+    def __init__(
+        self,
+        store: ModelStore,
+        worker: InferenceWorker,
+        device: torch.device,
+        metrics: ServiceMetrics,
+    ) -> None:
         self.store = store
         self.worker = worker
         self.device = device
+        self.metrics = metrics
+        self.degraded: str | None = None  # why the served version is not the active one
         self._lock = asyncio.Lock()
         self._refused: str | None = None  # a version that failed to load: not retried every tick
         self._follower: asyncio.Task[None] | None = None
+
+    def serve_fallback(self, reason: str) -> None:
+        """The active version failed at start-up and another one serves: say so until a later
+        swap, and follow the pointer only once it moves (not retrying the broken version)."""
+        self.degraded = reason
+        self.metrics.fallback.set(1)
+        try:
+            self._refused = self.store.active_version()
+        except StoreError:
+            self._refused = None
+
+    def _swap(self, loaded: LoadedGenerator) -> None:
+        self.worker.swap(loaded)
+        self.degraded = None
+        self.metrics.fallback.set(0)
 
     def versions(self) -> list[Manifest]:
         return self.store.versions()
@@ -38,7 +62,7 @@ class ModelRegistry:
         async with self._lock:
             loaded = await run_in_threadpool(self._load_and_warm, version)
             self.store.set_active(version)
-            self.worker.swap(loaded)
+            self._swap(loaded)
             return loaded.manifest
 
     def start_following(self, interval_s: float) -> None:
@@ -61,7 +85,7 @@ class ModelRegistry:
                     continue
                 async with self._lock:
                     loaded = await run_in_threadpool(self._load_and_warm, wanted)
-                    self.worker.swap(loaded)
+                    self._swap(loaded)
                 self._refused = None
             except StoreError as error:
                 self._refused = wanted

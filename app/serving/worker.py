@@ -90,6 +90,11 @@ class InferenceWorker:
     def queued_images(self) -> int:
         return self._queue.queued_images
 
+    @property
+    def alive(self) -> bool:
+        """False once the inference thread has died (it never ends before ``stop``)."""
+        return self._thread.is_alive() or not self._accepting
+
     def start(self) -> None:
         self._thread.start()
 
@@ -117,15 +122,26 @@ class InferenceWorker:
 
     # ----- the event loop's side -----------------------------------------------------------
     async def generate(
-        self, seeds: Sequence[int], digits: Sequence[int | None], timeout_s: float
+        self,
+        seeds: Sequence[int],
+        digits: Sequence[int | None],
+        timeout_s: float,
+        model: LoadedGenerator | None = None,
     ) -> GenerationResult:
-        """Queue one request and wait for its images. Cancelling the awaiting task (the client
-        disconnected) or its timeout cancels the request's future, and the worker skips it."""
+        """Queue one request and wait for its images, drawn by ``model`` (held by the caller,
+        e.g. for a whole data set) or else by whichever version serves when its batch runs.
+        Cancelling the awaiting task (the client disconnected) or its timeout cancels the
+        request's future, and the worker skips it."""
         if not self._accepting:
             raise ShuttingDownError("server is shutting down")
         loop = asyncio.get_running_loop()
         pending = PendingGeneration(
-            list(seeds), list(digits), loop.create_future(), loop, time.monotonic() + timeout_s
+            list(seeds),
+            list(digits),
+            loop.create_future(),
+            loop,
+            time.monotonic() + timeout_s,
+            model,
         )
         self._queue.admit(pending)
         try:
@@ -165,7 +181,16 @@ class InferenceWorker:
                 )
         if not live:
             return
-        model = self._model  # one reference for the whole batch: a swap lands between batches
+        # One model reference per group for the whole batch: a swap lands between batches, and
+        # a request that holds a model (a data set being streamed) keeps it.
+        groups: dict[int, tuple[LoadedGenerator, list[PendingGeneration]]] = {}
+        for pending in live:
+            model = pending.model or self._model
+            groups.setdefault(id(model), (model, []))[1].append(pending)
+        for model, group in groups.values():
+            self._serve_group(model, group)
+
+    def _serve_group(self, model: LoadedGenerator, live: list[PendingGeneration]) -> None:
         seeds = [seed for pending in live for seed in pending.seeds]
         digits = [digit for pending in live for digit in pending.digits]
         started = time.monotonic()

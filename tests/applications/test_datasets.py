@@ -18,11 +18,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
-from support.app import app_settings, gated_loader, preserved_process_state, wait_ready
 
 from app.applications.datasets import DatasetPlan
 from app.main import create_app
 from gan.store import ModelStore
+from support.app import app_settings, gated_loader, preserved_process_state, wait_ready
 from training.data import IMAGES_MAGIC, LABELS_MAGIC, parse_idx
 
 

@@ -17,6 +17,10 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image, PngImagePlugin
+from torch import nn
+
+from gan.restoration import NothingKnownError, RestorationError, restore, restore_batch
+from gan.store import LoadedGenerator, ModelStore
 from support.app import (
     GATE_TIMEOUT_S,
     preserved_process_state,
@@ -24,10 +28,6 @@ from support.app import (
 )
 from support.app import serve as serve_app
 from support.models import tiny_generator
-from torch import nn
-
-from gan.restoration import NothingKnownError, RestorationError, restore, restore_batch
-from gan.store import LoadedGenerator, ModelStore
 
 FAST = {"restore_steps": 4, "restore_restarts": 2, "restore_max_upload_bytes": 2048}
 

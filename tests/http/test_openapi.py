@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+
+from gan.store import ModelStore
 from support.app import (
     serve,
 )
-
-from gan.store import ModelStore
 
 
 def test_openapi_and_docs(client: TestClient) -> None:

@@ -11,10 +11,10 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
-from support.app import app_settings, preserved_process_state
 
 from app.main import create_app
 from gan.store import ModelStore
+from support.app import app_settings, preserved_process_state
 
 # Small configured limits keep every generated request cheap; an admin token is set so the admin
 # endpoints answer as they do in production (401 to schemathesis, which does not know it).

@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from support.app import app_settings
-from support.models import TINY_GENERATOR, tiny_generator
 
 from app.config import Settings
 from app.main import create_app
@@ -26,6 +24,8 @@ from app.retraining.promotion import decide
 from app.schemas.jobs import JobParams
 from gan.networks import Classifier
 from gan.store import CLASSIFIER_WEIGHTS_FILE, WEIGHTS_FILE, Manifest, ModelStore
+from support.app import app_settings
+from support.models import TINY_GENERATOR, tiny_generator
 from training import cli
 
 TOKEN = "test-admin-token"

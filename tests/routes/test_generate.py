@@ -9,6 +9,9 @@ import httpx2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
+from app.schemas.common import MAX_REQUEST_SEED
+from gan.store import ModelStore
 from support.app import (
     assert_422,
     base64_images,
@@ -24,9 +27,6 @@ from support.app import (
 )
 from support.models import TINY_VERSION as VERSION
 from support.models import tiny_generator
-
-from app.schemas.common import MAX_REQUEST_SEED
-from gan.store import ModelStore
 
 
 def test_generate_single_png(client: TestClient) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 from fastapi.testclient import TestClient
+
+from gan.store import ModelStore
 from support.app import (
     gated_loader,
     generate,
@@ -12,8 +14,6 @@ from support.app import (
     wait_ready,
 )
 from support.models import TINY_VERSION as VERSION
-
-from gan.store import ModelStore
 
 
 def test_health_and_readiness(client: TestClient) -> None:

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from support.app import GatedModel
 
 from app.metrics import ServiceMetrics
 from app.serving.errors import DeadlineExceededError, QueueFullError, ShuttingDownError
 from app.serving.worker import GenerationResult, InferenceWorker
 from gan.networks import Generator, GeneratorConfig
 from gan.store import WEIGHTS_FILE, LoadedGenerator, Manifest
+from support.app import GatedModel
 
 CONFIG = GeneratorConfig(latent_dim=8, embed_dim=4, channels=8)
 

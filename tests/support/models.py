@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
 from gan.networks import Generator, GeneratorConfig
+from gan.testing import random_generator
 
 TINY_VERSION = "tiny"
 TINY_GENERATOR = GeneratorConfig(latent_dim=8, embed_dim=4, channels=8)
@@ -12,5 +11,4 @@ TINY_GENERATOR = GeneratorConfig(latent_dim=8, embed_dim=4, channels=8)
 
 def tiny_generator(seed: int = 0) -> Generator:
     """A randomly initialised tiny generator (deterministic for a seed), in eval mode."""
-    torch.manual_seed(seed)
-    return Generator(TINY_GENERATOR).eval()
+    return random_generator(TINY_GENERATOR, seed=seed)
