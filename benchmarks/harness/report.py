@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from generator_speed import BatchResult
-
 from harness.load import Row
 from harness.server import ServerReport
 

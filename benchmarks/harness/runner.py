@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 import torch
-from generator_speed import BatchResult, environment, measure, prepare_model
 
 from gan.networks import GeneratorConfig
 from gan.store import ModelStore, StoreError
 from gan.testing import publish_random_generator
+from generator_speed import BatchResult, environment, measure, prepare_model
 from harness.load import Row, httpx_load, images_per_request, wrk_load
 from harness.report import format_row, print_report, summarise
 from harness.server import (
