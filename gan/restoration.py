@@ -105,43 +105,86 @@ def restore_batch(
     depends only on the inputs and ``seed`` (and the batch it ran in).
     """
     _check_inputs(images, missing, digits, steps, restarts)
-    device = next(generator.parameters()).device
-    latent_dim = int(cast(Any, generator).config.latent_dim)
-    count = len(images)
-    target = from_uint8(images).to(device)  # (N, 1, 28, 28) in [-1, 1]
-    known = (~missing).to(device).unsqueeze(1).float()
-    if digits is None:
-        candidates = torch.arange(NUM_CLASSES).expand(count, NUM_CLASSES).clone()
-    else:
-        candidates = torch.tensor(list(digits), dtype=torch.int64).unsqueeze(1)
-    candidates = candidates.to(device)
-    weight = 1.0 / (2 * noise_std**2)
+    objective = _Objective(generator, images, missing, noise_std)
+    candidates = _candidates(digits, len(images)).to(objective.device)
+    drawn = max(pool if pool is not None else restarts * POOL_PER_RESTART, restarts)
+    z, digit_cost = _initial_codes(objective, candidates, drawn, restarts, seed)
+    z, labels = _optimise(objective, z, candidates, digit_cost, steps, keep_digits, lr, interrupt)
+    with torch.no_grad():
+        cost, generated = objective(z.detach(), labels)
+        digit_cost.scatter_(1, labels, cost.min(dim=2).values)
+        target, known = objective.target, objective.known
+        return _results(cost, generated, labels, digit_cost, images, missing, target, known, steps)
 
-    def objective(z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z (N, C, R, D), labels (N, C) -> J (N, C, R), images (N, C, R, 1, 28, 28)."""
+
+class _Objective:
+    """J(z, d) for a batch of damaged images: z (N, C, R, D), labels (N, C) -> J (N, C, R) and
+    the generated images (N, C, R, 1, 28, 28)."""
+
+    def __init__(
+        self, generator: nn.Module, images: torch.Tensor, missing: torch.Tensor, noise_std: float
+    ) -> None:
+        self.generator = generator
+        self.device = next(generator.parameters()).device
+        self.latent_dim = int(cast(Any, generator).config.latent_dim)
+        self.target = from_uint8(images).to(self.device)  # (N, 1, 28, 28) in [-1, 1]
+        self.known = (~missing).to(self.device).unsqueeze(1).float()
+        self.weight = 1.0 / (2 * noise_std**2)
+
+    def __call__(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, c, r, _ = z.shape
         flat_labels = labels.unsqueeze(2).expand(n, c, r).reshape(-1)
-        flat_z = z.reshape(-1, latent_dim)
+        flat_z = z.reshape(-1, self.latent_dim)
         parts = [
-            generator(flat_z[i : i + MAX_FORWARD_BATCH], flat_labels[i : i + MAX_FORWARD_BATCH])
+            self.generator(
+                flat_z[i : i + MAX_FORWARD_BATCH], flat_labels[i : i + MAX_FORWARD_BATCH]
+            )
             for i in range(0, len(flat_z), MAX_FORWARD_BATCH)
         ]
         generated = torch.cat(parts).float().view(n, c, r, 1, IMAGE_SIZE, IMAGE_SIZE)
-        residual = (generated - target[:, None, None]).square() * known[:, None, None]
-        fit = residual.sum(dim=(3, 4, 5)) * weight
+        residual = (generated - self.target[:, None, None]).square() * self.known[:, None, None]
+        fit = residual.sum(dim=(3, 4, 5)) * self.weight
         return fit + 0.5 * z.square().sum(dim=3), generated
 
+
+def _candidates(digits: Sequence[int] | None, count: int) -> torch.Tensor:
+    """(N, C) candidate digits per image: the given one (C = 1), or all ten."""
+    if digits is None:
+        return torch.arange(NUM_CLASSES).expand(count, NUM_CLASSES).clone()
+    return torch.tensor(list(digits), dtype=torch.int64).unsqueeze(1)
+
+
+def _initial_codes(
+    objective: _Objective, candidates: torch.Tensor, drawn: int, restarts: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``drawn`` latents per candidate digit and keep the ``restarts`` best (forward passes
+    only); returns them (N, C, R, D) and each digit's best cost so far (N, 10; inf if no
+    candidate)."""
+    count, device = len(candidates), objective.device
     rng = torch.Generator().manual_seed(seed)
-    drawn = max(pool if pool is not None else restarts * POOL_PER_RESTART, restarts)
-    z_pool = torch.randn(count, candidates.shape[1], drawn, latent_dim, generator=rng).to(device)
+    shape = (count, candidates.shape[1], drawn, objective.latent_dim)
+    z_pool = torch.randn(*shape, generator=rng).to(device)
     with torch.no_grad():
         pool_cost, _ = objective(z_pool, candidates)
     best = pool_cost.topk(restarts, dim=2, largest=False).indices
-    z = _take(z_pool, best).requires_grad_(True)
-    labels = candidates
     # Each candidate digit's best cost so far: a digit dropped early keeps its last value.
     digit_cost = torch.full((count, NUM_CLASSES), float("inf"), device=device)
     digit_cost.scatter_(1, candidates, pool_cost.min(dim=2).values)
+    return _take(z_pool, best).requires_grad_(True), digit_cost
+
+
+def _optimise(
+    objective: _Objective,
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    digit_cost: torch.Tensor,
+    steps: int,
+    keep_digits: int,
+    lr: float,
+    interrupt: Callable[[], None] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam on every code for ``steps`` steps, keeping only the ``keep_digits`` cheapest digits
+    after a quarter of them; updates ``digit_cost`` and returns the codes and their digits."""
     optimizer = torch.optim.Adam([z], lr=lr)
     prune_at = steps // 4
     for step in range(steps):
@@ -155,10 +198,7 @@ def restore_batch(
         (gradient,) = torch.autograd.grad(cost.sum(), z)
         z.grad = gradient
         optimizer.step()
-    with torch.no_grad():
-        cost, generated = objective(z.detach(), labels)
-        digit_cost.scatter_(1, labels, cost.min(dim=2).values)
-        return _results(cost, generated, labels, digit_cost, images, missing, target, known, steps)
+    return z, labels
 
 
 def _check_inputs(

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import TINY_GENERATOR
 
 from gan.networks import ConditionalBatchNorm2d, Generator, GeneratorConfig, Upsampling
+from support.models import TINY_GENERATOR
 
 
 @pytest.mark.parametrize("upsampling", ["transpose", "nearest"])

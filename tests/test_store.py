@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_GENERATOR, TINY_VERSION, tiny_generator
 
 from gan.networks import Classifier, Generator
 from gan.sampling import latents_for_seeds
@@ -29,6 +28,7 @@ from gan.store import (
     sha256_bytes,
     validate_version_name,
 )
+from support.models import TINY_GENERATOR, TINY_VERSION, tiny_generator
 
 INVALID_NAMES = ["../x", "a/b", "", ".hidden", "..", "-x", "a b", "x" * 65, CLASSIFIER_DIR, "é"]
 

@@ -39,13 +39,37 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gan-training", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    add = parser.add_subparsers(dest="command", required=True).add_parser
+    _train_options(add("train", help="train the conditional GAN and publish a version"))
+    _classifier_options(add("train-classifier", help="train the evaluation classifier"))
+    _evaluate_options(add("evaluate", help="score a version, write metrics to its manifest"))
+    _sample_options(add("sample", help="write samples as a PNG grid or .npz archive"))
+    _activate_options(add("activate", help="point the store at a version"))
+    _download_options(add("download", help="download MNIST and verify its checksums"))
+    return parser
 
-    train = commands.add_parser("train", help="train the conditional GAN and publish a version")
+
+def _train_options(train: argparse.ArgumentParser) -> None:
     _add_common(train)
     train.add_argument("--run-dir", default="runs/latest", help="checkpoints and sample grids")
     train.add_argument("--version", default=None, help="version name (default: timestamped)")
     train.add_argument("--parent", default=None, help="version this one was trained to replace")
+    _recipe_options(train)
+    _architecture_options(train)
+    _run_options(train)
+    train.add_argument("--activate", action="store_true", help="make the new version active")
+    train.add_argument("--evaluate", action="store_true", help="evaluate the new version")
+    train.add_argument("--eval-per-digit", type=_at_least(2), default=1000)
+    train.add_argument(
+        "--progress",
+        choices=["auto", "bar", "jsonl", "none"],
+        default="auto",
+        help="auto: a bar on a terminal, JSON lines otherwise",
+    )
+
+
+def _recipe_options(train: argparse.ArgumentParser) -> None:
+    """The objective and the optimiser; each defaults to its TrainConfig field."""
     train.add_argument("--steps", type=int, default=TrainConfig.steps)
     train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     train.add_argument("--loss", choices=get_args(Loss), default=TrainConfig.loss)
@@ -66,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=TrainConfig.aux_classifier,
         help="weight of the AC-GAN classification loss (0: off)",
     )
+
+
+def _architecture_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--latent-dim", type=int, default=GeneratorConfig.latent_dim)
     train.add_argument("--embed-dim", type=int, default=GeneratorConfig.embed_dim)
     train.add_argument("--g-channels", type=int, default=GeneratorConfig.channels)
@@ -82,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the digit scales and shifts every batch norm of the generator",
     )
     train.add_argument("--d-channels", type=int, default=DiscriminatorConfig.channels)
+
+
+def _run_options(train: argparse.ArgumentParser) -> None:
+    """Seed, device, how often to checkpoint, sample and log, resuming."""
     train.add_argument("--seed", type=int, default=TrainConfig.seed)
     train.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda, cuda:1 ...")
     train.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
@@ -89,31 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--log-every", type=int, default=TrainConfig.log_every)
     train.add_argument("--resume", action="store_true", help="continue from run-dir's checkpoint")
     train.add_argument("--limit-samples", type=int, default=None, help=argparse.SUPPRESS)
-    train.add_argument("--activate", action="store_true", help="make the new version active")
-    train.add_argument("--evaluate", action="store_true", help="evaluate the new version")
-    train.add_argument("--eval-per-digit", type=_at_least(2), default=1000)
-    train.add_argument(
-        "--progress",
-        choices=["auto", "bar", "jsonl", "none"],
-        default="auto",
-        help="auto: a bar on a terminal, JSON lines otherwise",
-    )
 
-    classifier = commands.add_parser("train-classifier", help="train the evaluation classifier")
+
+def _classifier_options(classifier: argparse.ArgumentParser) -> None:
     _add_common(classifier)
     classifier.add_argument("--epochs", type=int, default=3)
     classifier.add_argument("--seed", type=int, default=0)
     classifier.add_argument("--limit-samples", type=int, default=None, help=argparse.SUPPRESS)
 
-    evaluate = commands.add_parser(
-        "evaluate", help="score a version, write metrics to its manifest"
-    )
+
+def _evaluate_options(evaluate: argparse.ArgumentParser) -> None:
     _add_common(evaluate)
     evaluate.add_argument("version")
     evaluate.add_argument("--per-digit", type=_at_least(2), default=1000)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
-    sample = commands.add_parser("sample", help="write samples as a PNG grid or .npz archive")
+
+def _sample_options(sample: argparse.ArgumentParser) -> None:
     sample.add_argument("--store", default="model_store")
     sample.add_argument("--version", default=None, help="default: the active version")
     sample.add_argument("--digit", type=int, choices=range(NUM_CLASSES), default=None)
@@ -121,23 +144,40 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npz")
 
-    activate = commands.add_parser("activate", help="point the store at a version")
+
+def _activate_options(activate: argparse.ArgumentParser) -> None:
     activate.add_argument("--store", default="model_store")
     activate.add_argument("version")
 
-    fetch = commands.add_parser("download", help="download MNIST and verify its checksums")
+
+def _download_options(fetch: argparse.ArgumentParser) -> None:
     fetch.add_argument("--data-dir", required=True)
-    return parser
 
 
 def run_train(args: argparse.Namespace) -> None:
     # Heavy imports only for this command.
-    from training.train import CheckpointMismatch, train
+    from training.checkpoint import CheckpointMismatch
+    from training.train import train
 
     progress = args.progress
     if progress == "auto":
         progress = "bar" if sys.stderr.isatty() else "jsonl"
-    config = TrainConfig(
+    try:
+        version = train(train_config(args), progress)
+    except CheckpointMismatch as error:
+        raise SystemExit(f"error: {error}") from error
+    if version is None:  # a non-zero torchrun rank
+        return
+    if args.evaluate:
+        run_evaluate(args.store, args.data_dir, version, args.eval_per_digit, as_json=False)
+    if args.activate:
+        ModelStore(args.store).set_active(version)
+    print(json.dumps({"event": "done", "version": version}), flush=True)
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The run the ``train`` command's options ask for."""
+    return TrainConfig(
         data_dir=args.data_dir,
         store=args.store,
         run_dir=args.run_dir,
@@ -169,17 +209,6 @@ def run_train(args: argparse.Namespace) -> None:
         resume=args.resume,
         limit_samples=args.limit_samples,
     )
-    try:
-        version = train(config, progress)
-    except CheckpointMismatch as error:
-        raise SystemExit(f"error: {error}") from error
-    if version is None:  # a non-zero torchrun rank
-        return
-    if args.evaluate:
-        run_evaluate(args.store, args.data_dir, version, args.eval_per_digit, as_json=False)
-    if args.activate:
-        ModelStore(args.store).set_active(version)
-    print(json.dumps({"event": "done", "version": version}), flush=True)
 
 
 def run_evaluate(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from gan.networks import DiscriminatorConfig, GeneratorConfig
@@ -41,3 +41,9 @@ class TrainConfig:
     log_every: int = 50
     resume: bool = False
     limit_samples: int | None = None  # train on the first N digits only (tests, smoke runs)
+
+
+def discriminator_config(config: TrainConfig) -> DiscriminatorConfig:
+    """The critic a run builds. Its AC-GAN head exists only when its loss is on: DDP rejects
+    parameters without gradients."""
+    return replace(config.discriminator, classifier_head=config.aux_classifier > 0)
