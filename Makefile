@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy app gan training
+	$(BIN)/mypy app gan training tests benchmarks scripts
 
 pytest: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -9,7 +9,7 @@ import io
 import json
 import tracemalloc
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +182,7 @@ async def _stream(
         await left.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal pieces
         if message["type"] == "http.response.start":
             assert message["status"] == 200

@@ -7,6 +7,7 @@ import base64
 import io
 import struct
 import zlib
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,9 +22,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
 
 @pytest.fixture
-def admin_client(tiny_store: ModelStore) -> TestClient:
+def admin_client(tiny_store: ModelStore) -> Iterator[TestClient]:
     with serve(tiny_store, admin_token=TOKEN) as client:
-        yield client  # type: ignore[misc]
+        yield client
 
 
 def png(side: int = 28) -> bytes:

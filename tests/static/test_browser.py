@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import torch
 import uvicorn
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -246,6 +246,7 @@ def run_scenario(page: Page, base: str, console: list[str]) -> None:
         reference = Image.open(io.BytesIO(response.read()))
     with Image.open(io.BytesIO(Path(download.path()).read_bytes())) as grid:
         assert grid.format == "PNG" and grid.size == reference.size
+        assert isinstance(grid, PngImagePlugin.PngImageFile)
         assert grid.text["seed"] == "42,43,44,45,46"  # provenance: these very images
 
     # Errors name the field: the server's 422 for a scale over its limits...
