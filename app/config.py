@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     )
     max_queue_images: int = Field(4096, ge=1, description="images waiting before 503")
     request_timeout_s: float = Field(10.0, gt=0, description="deadline of one request")
+    max_queue_wait_s: float = Field(
+        2.0,
+        gt=0,
+        description="admission control: 503 at once when the queue ahead would take longer "
+        "than this at the measured throughput",
+    )
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 503 when busy")
     warmup_batches: int = Field(2, ge=0, description="forward passes run before ready")
     encode_threads: int = Field(

@@ -65,6 +65,7 @@ async def start_services(
         max_batch_images=settings.max_batch_images,
         max_wait_ms=settings.max_wait_ms,
         max_queue_images=settings.max_queue_images,
+        max_queue_wait_s=settings.max_queue_wait_s,
         warmup_batches=settings.warmup_batches,
         dtype=DTYPES[settings.dtype],
     )

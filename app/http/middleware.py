@@ -111,6 +111,45 @@ class BodySizeLimitMiddleware:
         await JSONResponse({"detail": self._message()}, status_code=413)(scope, receive, send)
 
 
+# Routes that queue images, by method and path prefix: shed before their body is read.
+SHED_ROUTES = (
+    ("POST", "/generate"),
+    ("GET", "/digits/"),
+    ("POST", "/datasets"),
+    ("POST", "/v1/images/generations"),
+)
+
+
+class LoadSheddingMiddleware:
+    """503 before the body is read or validated when the inference queue already refuses work:
+    under overload, rejecting costs almost nothing, so the work admitted keeps the CPU."""
+
+    def __init__(self, app: ASGIApp, retry_after_s: int) -> None:
+        self.app = app
+        self.retry_after_s = retry_after_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services = getattr(getattr(scope.get("app"), "state", None), "services", None)
+        if scope["type"] == "http" and services is not None and _queues_images(scope):
+            refused = services.worker.refusal(1)
+            if refused is not None:
+                reason, message = refused
+                services.metrics.rejected.labels(reason=reason).inc()
+                response = JSONResponse(
+                    {"detail": message},
+                    status_code=503,
+                    headers={"Retry-After": str(self.retry_after_s)},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _queues_images(scope: Scope) -> bool:
+    method, path = scope["method"], scope["path"]
+    return any(method == m and path.startswith(prefix) for m, prefix in SHED_ROUTES)
+
+
 class AllowHeaderMiddleware:
     """Makes a 405's ``Allow`` list every method of the path, not only those of the one route
     that answered: Starlette answers from a single route, so a path served by two routes (GET and
@@ -173,10 +212,12 @@ EXPOSED_HEADERS = [
 
 
 def install_middleware(app: FastAPI, settings: Settings, metrics: ServiceMetrics) -> None:
-    """The middleware stack, innermost first: Allow headers, body limit, CORS, request context
-    (outermost, so its access line and metrics see every response, errors included)."""
+    """The middleware stack, innermost first: Allow headers, body limit, load shedding, CORS,
+    request context (outermost, so its access line and metrics see every response, errors and
+    shed requests included)."""
     app.add_middleware(AllowHeaderMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LoadSheddingMiddleware, retry_after_s=settings.retry_after_s)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

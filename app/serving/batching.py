@@ -1,9 +1,13 @@
 """Dynamic batching: the queue of requests waiting for the model, and how it is cut into batches.
 
-The event loop admits requests (or refuses them at once when ``max_queue_images`` are already
-waiting); the inference thread takes the first waiting request and then whatever else arrives
-within ``max_wait_ms``, up to ``max_batch_images`` images. A request never splits across batches:
-one that does not fit waits for the next.
+The event loop admits requests; the inference thread takes the first waiting request and then
+whatever else arrives within ``max_wait_ms``, up to ``max_batch_images`` images. A request never
+splits across batches: one that does not fit waits for the next.
+
+Admission control keeps goodput under overload: a request is refused at once (503) when
+``max_queue_images`` are already waiting, or when the queue ahead of it would take longer than
+``max_queue_wait_s`` at the measured throughput. Work that is admitted then finishes within its
+deadline instead of every request timing out together.
 """
 
 from __future__ import annotations
@@ -44,6 +48,28 @@ class PendingGeneration:
 _STOP = object()
 
 
+RATE_SMOOTHING = 0.2  # weight of the newest batch in the throughput estimate (EWMA)
+
+
+class Throughput:
+    """Images per second of recent forward passes, an exponentially weighted average."""
+
+    def __init__(self) -> None:
+        self.images_per_s: float | None = None
+
+    def record(self, images: int, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        rate = images / seconds
+        previous = self.images_per_s
+        self.images_per_s = (
+            rate if previous is None else previous + RATE_SMOOTHING * (rate - previous)
+        )
+
+    def seconds_for(self, images: int) -> float:
+        return 0.0 if not self.images_per_s else images / self.images_per_s
+
+
 class BatchQueue:
     def __init__(
         self,
@@ -52,11 +78,14 @@ class BatchQueue:
         max_batch_images: int,
         max_wait_s: float,
         max_queue_images: int,
+        max_queue_wait_s: float,
     ) -> None:
         self.metrics = metrics
         self.max_batch_images = max_batch_images
         self.max_wait_s = max_wait_s
         self.max_queue_images = max_queue_images
+        self.max_queue_wait_s = max_queue_wait_s
+        self.throughput = Throughput()
         self._queue: queue.Queue[PendingGeneration | object] = queue.Queue()
         self._queued_images = 0
         self._lock = threading.Lock()
@@ -66,16 +95,32 @@ class BatchQueue:
     def queued_images(self) -> int:
         return self._queued_images
 
+    def refusal(self, images: int) -> tuple[str, str] | None:
+        """(reason, message) if ``images`` more would not be admitted now, else None. Cheap: the
+        middleware asks it before a request's body is even read."""
+        queued = self._queued_images
+        if queued + images > self.max_queue_images:
+            return "queue_full", (
+                f"queue full: {queued} images waiting (limit {self.max_queue_images}); "
+                "retry shortly"
+            )
+        wait_s = self.throughput.seconds_for(queued)
+        if queued and wait_s > self.max_queue_wait_s:
+            return "queue_wait", (
+                f"busy: the queue ahead would take {wait_s:.2f}s (limit "
+                f"{self.max_queue_wait_s:g}s); retry shortly"
+            )
+        return None
+
     # ----- the event loop's side -----------------------------------------------------------
     def admit(self, pending: PendingGeneration) -> None:
-        """Queue ``pending``, or refuse it (``QueueFullError``) when the queue is full."""
+        """Queue ``pending``, or refuse it (``QueueFullError``): see ``refusal``."""
         with self._lock:
-            if self._queued_images + pending.size > self.max_queue_images:
-                self.metrics.rejected.labels(reason="queue_full").inc()
-                raise QueueFullError(
-                    f"queue full: {self._queued_images} images waiting (limit "
-                    f"{self.max_queue_images}); retry shortly"
-                )
+            refused = self.refusal(pending.size)
+            if refused is not None:
+                reason, message = refused
+                self.metrics.rejected.labels(reason=reason).inc()
+                raise QueueFullError(message)
             self._queued_images += pending.size
         self.metrics.queue_depth.set(self._queued_images)
         self._queue.put(pending)

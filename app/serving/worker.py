@@ -50,6 +50,7 @@ class InferenceWorker:
         max_batch_images: int,
         max_wait_ms: float,
         max_queue_images: int,
+        max_queue_wait_s: float = float("inf"),
         warmup_batches: int = 1,
         dtype: torch.dtype = torch.float32,
     ) -> None:
@@ -66,6 +67,7 @@ class InferenceWorker:
             max_batch_images=max_batch_images,
             max_wait_s=self.max_wait_s,
             max_queue_images=max_queue_images,
+            max_queue_wait_s=max_queue_wait_s,
         )
         self._accepting = True
         self.ready = threading.Event()
@@ -90,6 +92,10 @@ class InferenceWorker:
     def queued_images(self) -> int:
         return self._queue.queued_images
 
+    def refusal(self, images: int) -> tuple[str, str] | None:
+        """Why ``images`` more would be refused now (``BatchQueue.refusal``), or None."""
+        return self._queue.refusal(images)
+
     @property
     def alive(self) -> bool:
         """False once the inference thread has died (it never ends before ``stop``)."""
@@ -109,9 +115,11 @@ class InferenceWorker:
     def warm_up(self, generator: LoadedGenerator) -> None:
         """Run forward passes of the largest batch so the first real request pays no setup."""
         for _ in range(self.warmup_batches):
+            started = time.monotonic()
             self._forward(
                 generator, list(range(self.max_batch_images)), [0] * self.max_batch_images
             )
+            self._queue.throughput.record(self.max_batch_images, time.monotonic() - started)
 
     def swap(self, generator: LoadedGenerator) -> None:
         """Make ``generator`` (already loaded and warmed) serve from the next batch on."""
@@ -202,6 +210,7 @@ class InferenceWorker:
                 resolve_threadsafe(pending.loop, pending.future, error=error)
             return
         compute_s = time.monotonic() - started
+        self._queue.throughput.record(len(seeds), compute_s)
         self.metrics.compute.observe(compute_s)
         self.metrics.batch_size.observe(len(seeds))
         self.metrics.images.inc(len(seeds))
