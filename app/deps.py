@@ -49,26 +49,41 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 bearer = HTTPBearer(auto_error=False, description=f"the admin token ({env_name('admin_token')})")
 
 
-def require_admin(
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _admin_refusal(
+    services: Services, credentials: HTTPAuthorizationCredentials | None
+) -> HTTPException | None:
     expected = services.admin_token
     if expected is None:
-        raise HTTPException(
+        return HTTPException(
             403,
             f"admin endpoints are disabled: set {env_name('admin_token')} or "
             f"{env_name('admin_token_file')} to enable them",
         )
     if credentials is None:
-        raise HTTPException(
+        return HTTPException(
             401,
             "missing admin token: send Authorization: Bearer <token>",
             headers={"WWW-Authenticate": "Bearer"},
         )
     # Constant-time comparison: the response time must not reveal how much of a guess was right.
     if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise HTTPException(401, "invalid admin token", headers={"WWW-Authenticate": "Bearer"})
+        return HTTPException(401, "invalid admin token", headers={"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def require_admin(services: ServicesDep, credentials: Credentials) -> None:
+    refusal = _admin_refusal(services, credentials)
+    if refusal is not None:
+        raise refusal
+
+
+def is_admin(services: ServicesDep, credentials: Credentials) -> bool:
+    """Whether the request carries the admin token (for routes that show admins more)."""
+    return _admin_refusal(services, credentials) is None
 
 
 AdminDep = Depends(require_admin)
+IsAdminDep = Annotated[bool, Depends(is_admin)]

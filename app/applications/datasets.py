@@ -194,6 +194,14 @@ class ArchiveWriter:
         self._zip.close()
         return self._sink.take()
 
+    def abandon(self) -> None:
+        """Close whatever is still open, its bytes discarded (after ``finish``, nothing)."""
+        with contextlib.suppress(Exception):
+            self._images.close()
+        with contextlib.suppress(Exception):
+            self._zip.close()
+        self._sink.take()
+
 
 class DatasetStream:
     """One data set on its way to a client. ``start`` generates the first chunk (so a busy
@@ -257,6 +265,7 @@ class DatasetStream:
                 yield await run_in_threadpool(writer.add_images, np.asarray(result.images))
             yield await run_in_threadpool(writer.finish)
         finally:
+            writer.abandon()  # a client that left: close the zip here, not noisily in __del__
             if pending is not None and not pending.done():
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     metrics TEXT,
     decision TEXT,
     error TEXT,
-    log_tail TEXT NOT NULL DEFAULT ''
+    log_tail TEXT NOT NULL DEFAULT '',
+    pid_started TEXT,
+    phase TEXT
 );
 CREATE TABLE IF NOT EXISTS job_events (
     job_id TEXT NOT NULL REFERENCES jobs(id),
@@ -41,6 +43,8 @@ CREATE TABLE IF NOT EXISTS job_events (
 );
 """
 JSON_COLUMNS = ("params", "progress", "metrics", "decision")
+# Columns added after the first release: a database made before them gains them at start-up.
+ADDED_COLUMNS = {"pid_started": "TEXT", "phase": "TEXT"}
 
 
 class JobRecord(BaseModel):
@@ -59,6 +63,8 @@ class JobRecord(BaseModel):
     decision: dict[str, Any] | None
     error: str | None
     log_tail: str
+    pid_started: str | None = None  # the process's start time: a reused PID is not the job's
+    phase: str | None = None  # queued, training, evaluating, publishing, then None at the end
 
 
 def now() -> str:
@@ -75,6 +81,10 @@ class JobDatabase:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -92,8 +102,8 @@ class JobDatabase:
         job_id = uuid.uuid4().hex
         with self._lock:
             self._db.execute(
-                "INSERT INTO jobs (id, state, params, idempotency_key, created_at, parent) "
-                "VALUES (?, 'queued', ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, state, params, idempotency_key, created_at, parent, phase) "
+                "VALUES (?, 'queued', ?, ?, ?, ?, 'queued')",
                 (job_id, json.dumps(params), idempotency_key, now(), parent),
             )
         job = self.get(job_id)
@@ -159,6 +169,7 @@ class JobDatabase:
             self.update(
                 job.id,
                 state="interrupted",
+                phase=None,
                 finished_at=now(),
                 error="the server stopped while this job was running",
             )

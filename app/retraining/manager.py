@@ -23,6 +23,7 @@ from gan.store import new_version_name
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 40
+JOB_PHASES = ("queued", "training", "evaluating", "publishing")
 
 
 class JobConflictError(Exception):
@@ -50,12 +51,17 @@ class JobManager:
 
     # ----- start-up and shutdown -----------------------------------------------------------
     def recover(self) -> None:
-        """Jobs a previous server left running are marked interrupted, their processes ended."""
+        """Jobs a previous server left running are marked interrupted, their processes ended
+        (only if the PID is still the job's process, not a reused one), and a version they never
+        published is not advertised."""
+        published = {manifest.version for manifest in self.registry.store.versions()}
         for job in self.db.mark_interrupted():
-            if job.pid is not None:
+            if job.pid is not None and process_started(job.pid) == job.pid_started:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(job.pid, signal.SIGKILL)  # the job ran in its own process group
-                log.warning("job interrupted by a restart", extra={"job_id": job.id})
+            if job.version is not None and job.version not in published:
+                self.db.update(job.id, version=None)
+            log.warning("job interrupted by a restart", extra={"job_id": job.id})
 
     async def shutdown(self) -> None:
         active = self.db.active()  # one job at a time
@@ -180,7 +186,15 @@ class JobManager:
             await self._finish(job.id, "failed", error=f"cannot start training: {error}")
             return
         self._process = process
-        self.db.update(job.id, state="running", started_at=now(), pid=process.pid, version=version)
+        self.db.update(
+            job.id,
+            state="running",
+            phase="training",
+            started_at=now(),
+            pid=process.pid,
+            pid_started=process_started(process.pid),
+            version=version,
+        )
         await self._event(job.id, {"event": "state", "state": "running", "version": version})
         assert process.stdout is not None
         async for raw in process.stdout:
@@ -190,6 +204,8 @@ class JobManager:
                 event["sample_grid"] = f"/jobs/{job.id}/samples.png"
                 self.db.update(job.id, progress=event)
                 await self._event(job.id, event)
+            elif event is not None and event.get("event") == "phase":
+                await self._enter_phase(job.id, str(event.get("phase")))
             elif line:
                 tail.append(line)
                 self.db.update(job.id, log_tail="\n".join(tail))
@@ -229,8 +245,24 @@ class JobManager:
             job.id, "succeeded", metrics=manifest.metrics, decision=decision.to_dict()
         )
 
+    async def _enter_phase(self, job_id: str, phase: str) -> None:
+        """The training CLI moved on (training -> evaluating -> publishing): an ETA only means
+        something while training, so it goes with the phase."""
+        if phase not in JOB_PHASES:
+            return
+        job = self.db.get(job_id)
+        progress = dict(job.progress) if job is not None else {}
+        if phase != "training":
+            progress.pop("eta_s", None)
+        self.db.update(job_id, phase=phase, progress=progress)
+        await self._event(job_id, {"event": "phase", "phase": phase})
+
     async def _finish(self, job_id: str, state: str, **fields: Any) -> None:
-        self.db.update(job_id, state=state, finished_at=now(), **fields)
+        job = self.db.get(job_id)
+        progress = {k: v for k, v in (job.progress if job else {}).items() if k != "eta_s"}
+        self.db.update(
+            job_id, state=state, phase=None, progress=progress, finished_at=now(), **fields
+        )
         job = self.db.get(job_id)
         assert job is not None
         await self._event(
@@ -243,6 +275,18 @@ class JobManager:
                 "decision": job.decision,
             },
         )
+
+
+def process_started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None if it does
+    not exist or this system has no /proc: with the PID, it names one process for good."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
 
 
 def _parse_event(line: str) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Path, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from app.deps import AdminDep, Services, ServicesDep
+from app.deps import AdminDep, IsAdminDep, Services, ServicesDep
 from app.http.responses import ADMIN, UNREADABLE_BODY
 from app.limits import check_fields
 from app.retraining.database import TERMINAL_STATES, JobRecord
@@ -22,10 +22,12 @@ JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id")]
 KEEPALIVE_S = 15.0
 
 
-def to_response(job: JobRecord) -> JobResponse:
+def to_response(job: JobRecord, admin: bool) -> JobResponse:
+    """A job as the API shows it; its log only to the admin (it may hold paths and errors)."""
     base = f"/jobs/{job.id}"
     return JobResponse(
-        **job.model_dump(exclude={"idempotency_key", "pid"}),
+        **job.model_dump(exclude={"idempotency_key", "pid", "pid_started", "log_tail"}),
+        log_tail=job.log_tail if admin else None,
         links={"self": base, "events": f"{base}/events", "samples": f"{base}/samples.png"},
     )
 
@@ -61,12 +63,12 @@ async def start_job(
     check_fields(params, services.settings)
     job, _ = await services.jobs.submit(params.model_dump(), idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
-    return to_response(job)
+    return to_response(job, admin=True)
 
 
 @router.get("", response_model=list[JobResponse], summary="List jobs, newest first")
-async def list_jobs(services: ServicesDep) -> list[JobResponse]:
-    return [to_response(job) for job in services.jobs.db.recent()]
+async def list_jobs(services: ServicesDep, admin: IsAdminDep) -> list[JobResponse]:
+    return [to_response(job, admin) for job in services.jobs.db.recent()]
 
 
 @router.get(
@@ -75,8 +77,8 @@ async def list_jobs(services: ServicesDep) -> list[JobResponse]:
     responses={404: {"model": ErrorResponse}},
     summary="One job's state and progress",
 )
-async def job_status(job_id: JobId, services: ServicesDep) -> JobResponse:
-    return to_response(get_job(services, job_id))
+async def job_status(job_id: JobId, services: ServicesDep, admin: IsAdminDep) -> JobResponse:
+    return to_response(get_job(services, job_id), admin)
 
 
 @router.get(
@@ -146,4 +148,4 @@ async def job_samples(job_id: JobId, services: ServicesDep) -> FileResponse:
 )
 async def cancel_job(job_id: JobId, services: ServicesDep) -> JobResponse:
     get_job(services, job_id)
-    return to_response(await services.jobs.cancel(job_id))
+    return to_response(await services.jobs.cancel(job_id), admin=True)

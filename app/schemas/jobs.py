@@ -61,6 +61,9 @@ class JobResponse(BaseModel):
 
     id: str
     state: Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+    phase: Literal["queued", "training", "evaluating", "publishing"] | None = Field(
+        description="what a job that has not ended is doing; null once it ended"
+    )
     params: dict[str, object]
     created_at: str
     started_at: str | None
@@ -71,7 +74,7 @@ class JobResponse(BaseModel):
     metrics: dict[str, object] | None
     decision: dict[str, object] | None = Field(description="promotion decision and its reasons")
     error: str | None
-    log_tail: str
+    log_tail: str | None = Field(description="the training log's last lines (admin only)")
     links: dict[str, str]
 
 

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from app.retraining.database import JobDatabase
+from app.retraining.manager import process_started
 from app.retraining.promotion import decide
 from app.schemas.jobs import JobParams
 from gan.networks import Classifier
@@ -199,7 +200,7 @@ def test_restart_marks_running_job_interrupted_and_ends_its_process(
     )
     db = JobDatabase(settings.state_dir / "jobs.sqlite3")
     job = db.create({"steps": 10}, None, parent="tiny")
-    db.update(job.id, state="running", pid=orphan.pid)
+    db.update(job.id, state="running", pid=orphan.pid, pid_started=process_started(orphan.pid))
     db.close()
     try:
         client = client_factory(settings)
@@ -209,6 +210,33 @@ def test_restart_marks_running_job_interrupted_and_ends_its_process(
     finally:
         if orphan.poll() is None:
             os.kill(orphan.pid, signal.SIGKILL)
+
+
+def test_restart_spares_a_process_that_reused_the_jobs_pid(
+    job_store: ModelStore,
+    tmp_path: Path,
+    mnist_dir: Path,
+    client_factory: Callable[..., TestClient],
+) -> None:
+    settings = make_settings(job_store, tmp_path, mnist_dir)
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    db = JobDatabase(settings.state_dir / "jobs.sqlite3")
+    job = db.create({"steps": 10}, None, parent="tiny")
+    # The job's process started at another time: this PID now belongs to someone else.
+    db.update(job.id, state="running", pid=stranger.pid, pid_started="1", version="g-never")
+    db.close()
+    try:
+        client = client_factory(settings)
+        record = client.get(f"/jobs/{job.id}").json()
+        assert record["state"] == "interrupted" and record["phase"] is None
+        assert record["version"] is None  # never published: not advertised
+        assert record["log_tail"] is None  # the log is the admin's
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 @pytest.mark.parametrize(
