@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import Settings
@@ -80,8 +80,18 @@ def require_admin(services: ServicesDep, credentials: Credentials) -> None:
         raise refusal
 
 
-def is_admin(services: ServicesDep, credentials: Credentials) -> bool:
-    """Whether the request carries the admin token (for routes that show admins more)."""
+def is_admin(
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> bool:
+    """Whether the request carries the admin token: public routes that show admins more (job
+    logs) need no credential, so none is declared in their schema."""
+    scheme, _, token = (authorization or "").partition(" ")
+    credentials = (
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+        if scheme.lower() == "bearer" and token.strip()
+        else None
+    )
     return _admin_refusal(services, credentials) is None
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.config import Settings
+from app.main import create_app
 from gan.store import ModelStore
 from gan.testing import publish_random_generator
 from support.app import preserved_process_state, serve
+from support.jobs import add_classifier
 from support.models import TINY_GENERATOR, TINY_VERSION
 
 FIXTURE_MNIST = Path(__file__).parent / "fixtures" / "mnist"
@@ -49,3 +52,24 @@ def client(tiny_store: ModelStore) -> Iterator[TestClient]:
 def strict_client(tiny_store: ModelStore) -> Iterator[TestClient]:
     with serve(tiny_store, max_n=8, max_scale=4, max_body_bytes=256) as client:
         yield client
+
+
+@pytest.fixture
+def job_store(tiny_store: ModelStore) -> ModelStore:
+    """The tiny store plus a (random) classifier, so that jobs can evaluate what they train."""
+    return add_classifier(tiny_store)
+
+
+@pytest.fixture
+def client_factory() -> Iterator[Callable[[Settings], TestClient]]:
+    clients: list[TestClient] = []
+
+    def make(settings: Settings) -> TestClient:
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in reversed(clients):
+        client.__exit__(None, None, None)

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.retraining.manager import IdempotencyConflictError, JobConflictError, JobStateError
+from app.retraining.promotion import GatesFailedError
 from app.serving.errors import (
     DeadlineExceededError,
     QueueFullError,
@@ -38,6 +39,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     JobConflictError: 409,
     IdempotencyConflictError: 409,
     JobStateError: 409,
+    GatesFailedError: 409,
     RestorationError: 422,
     NothingKnownError: 422,
     StoreError: 500,  # a store this server cannot read: the operator's problem, logged
@@ -86,7 +88,9 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
         elif status >= 500:
             log.error("model store error: %s", error)
             detail = f"model store error: {error}"
-        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+        # An exception may carry structured details (e.g. the failed gates) beside its message.
+        body = {"detail": detail, **json_safe(getattr(error, "extra", {}))}
+        return JSONResponse(body, status_code=status, headers=headers)
 
     for error_type in ERROR_STATUS:
         app.add_exception_handler(error_type, handle)

@@ -82,6 +82,21 @@ async def job_status(job_id: JobId, services: ServicesDep, admin: IsAdminDep) ->
 
 
 @router.get(
+    "/{job_id}/history",
+    response_model=list[dict[str, object]],
+    responses={404: {"model": ErrorResponse}},
+    summary="Every progress report of the job so far (step, losses, images/s), oldest first",
+)
+async def job_history(job_id: JobId, services: ServicesDep) -> list[dict[str, object]]:
+    get_job(services, job_id)
+    return [
+        {key: value for key, value in event.items() if key != "event"}
+        for _, event in services.jobs.db.events_after(job_id, 0)
+        if event.get("event") == "progress"
+    ]
+
+
+@router.get(
     "/{job_id}/events",
     response_class=StreamingResponse,
     responses={

@@ -10,8 +10,9 @@ from fastapi.responses import FileResponse
 
 from app.deps import AdminDep, ServicesDep
 from app.http.responses import ADMIN
+from app.retraining.promotion import check_activation, evaluate_gates
 from app.schemas.common import ErrorResponse
-from app.schemas.jobs import ModelVersion
+from app.schemas.jobs import ActivateRequest, Comparison, GateResult, GatesRefusal, ModelVersion
 from gan.store import SAMPLES_FILE, VERSION_PATTERN, Manifest, VersionNotFound
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -51,17 +52,45 @@ async def model_samples(version: Version, services: ServicesDep) -> FileResponse
     return FileResponse(path, media_type="image/png")
 
 
+@router.get(
+    "/{version}/compare",
+    response_model=Comparison,
+    responses={404: {"model": ErrorResponse, "description": "no such version"}},
+    summary="This version beside the active one: metrics, quality gates, sample grids",
+)
+async def compare(version: Version, services: ServicesDep) -> Comparison:
+    candidate = services.store.manifest(version)
+    active = services.worker.generator.manifest
+    gates = evaluate_gates(services.settings, candidate.metrics, active.metrics)
+    return Comparison(
+        candidate=describe(candidate, active.version),
+        active=describe(active, active.version),
+        gates=[GateResult(name=g.name, passed=g.passed, text=g.text) for g in gates],
+        passes=all(gate.passed for gate in gates),
+    )
+
+
 @router.post(
     "/{version}/activate",
     response_model=ModelVersion,
     dependencies=[AdminDep],
     responses={
         404: {"model": ErrorResponse, "description": "no such version"},
-        409: {"model": ErrorResponse, "description": "the version failed verification or loading"},
+        409: {
+            "model": GatesRefusal,
+            "description": "the version fails a quality gate against the active one (each "
+            "failed gate listed; send force=true to override), or failed verification or loading",
+        },
         **ADMIN,
     },
-    summary="Serve this version (hot swap, no downtime)",
+    summary="Serve this version (hot swap, no downtime) if it passes the quality gates",
 )
-async def activate(version: Version, services: ServicesDep) -> ModelVersion:
+async def activate(
+    version: Version, services: ServicesDep, body: ActivateRequest | None = None
+) -> ModelVersion:
+    active = services.worker.generator.manifest
+    if version != active.version and (body is None or not body.force):
+        candidate = services.store.manifest(version)
+        check_activation(services.settings, version, candidate.metrics, active.metrics)
     manifest = await services.registry.activate(version)
     return describe(manifest, services.worker.version)

@@ -67,6 +67,7 @@ async def info(services: ServicesDep) -> InfoResponse:
         max_n=settings.max_n,
         max_scale=settings.max_scale,
         metrics=worker.manifest_metrics,
+        admin_enabled=services.admin_token is not None,
         degraded=services.registry.degraded,
     )
 

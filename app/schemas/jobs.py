@@ -90,3 +90,29 @@ class ModelVersion(BaseModel):
     weights_sha256: str
     training: dict[str, object]
     samples_url: str
+
+
+class ActivateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    force: StrictBool = Field(
+        False, description="activate even if the version fails a quality gate (a rollback)"
+    )
+
+
+class GateResult(BaseModel):
+    name: str
+    passed: bool
+    text: str = Field(description="the comparison with its numbers")
+
+
+class GatesRefusal(BaseModel):
+    detail: str
+    gates: list[GateResult] = Field(default_factory=list, description="the gates that failed")
+
+
+class Comparison(BaseModel):
+    candidate: ModelVersion
+    active: ModelVersion
+    gates: list[GateResult]
+    passes: bool = Field(description="whether activating the candidate needs no force")

@@ -17,6 +17,7 @@ class InfoResponse(BaseModel):
     max_n: int
     max_scale: int
     metrics: dict[str, object] = Field(description="evaluation metrics from the manifest")
+    admin_enabled: bool = Field(description="whether admin endpoints accept a token here")
     degraded: str | None = Field(
         None, description="why the version served is not the store's active one, if it is not"
     )

@@ -2,122 +2,35 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.main import create_app
 from app.retraining.database import JobDatabase
 from app.retraining.manager import process_started
 from app.retraining.promotion import decide
 from app.schemas.jobs import JobParams
-from gan.networks import Classifier
-from gan.store import CLASSIFIER_WEIGHTS_FILE, WEIGHTS_FILE, Manifest, ModelStore
-from support.app import app_settings
-from support.models import TINY_GENERATOR, tiny_generator
+from gan.store import WEIGHTS_FILE, ModelStore
+from support.jobs import (
+    AUTH,
+    TINY_JOB,
+    TOKEN,
+    make_settings,
+    publish_tiny,
+    sse_events,
+    wait_for,
+    wait_for_state,
+)
 from training import cli
-
-TOKEN = "test-admin-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-TINY_JOB = {
-    "steps": 4,
-    "batch_size": 16,
-    "latent_dim": 8,
-    "embed_dim": 4,
-    "g_channels": 8,
-    "d_channels": 8,
-    "eval_per_digit": 10,
-}
-
-
-@pytest.fixture
-def job_store(tiny_store: ModelStore) -> ModelStore:
-    """The tiny store plus a (random) classifier, so that jobs can evaluate what they train."""
-    torch.manual_seed(0)
-    manifest = Manifest(
-        kind="classifier", version="classifier", weights_file=CLASSIFIER_WEIGHTS_FILE,
-        weights_sha256="",
-    )  # fmt: skip
-    tiny_store.publish(manifest, Classifier().state_dict())
-    return tiny_store
-
-
-def publish_tiny(store: ModelStore, version: str, seed: int) -> None:
-    manifest = Manifest(
-        kind="generator", version=version, architecture=TINY_GENERATOR.to_dict(),
-        weights_file=WEIGHTS_FILE, weights_sha256="",
-    )  # fmt: skip
-    store.publish(manifest, tiny_generator(seed).state_dict())
-
-
-def make_settings(store: ModelStore, tmp_path: Path, mnist_dir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "state_dir": tmp_path / "state",
-        "data_dir": mnist_dir,
-        "admin_token": TOKEN,
-        "warmup_batches": 1,
-        "max_batch_images": 16,
-    }
-    return app_settings(store.root, **{**values, **overrides})
-
-
-@pytest.fixture
-def client_factory() -> Iterator[Callable[[Settings], TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(settings: Settings) -> TestClient:
-        client = TestClient(create_app(settings))
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in reversed(clients):
-        client.__exit__(None, None, None)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-def wait_for_state(client: TestClient, job_id: str, states: set[str]) -> dict[str, Any]:
-    job: dict[str, Any] = {}
-
-    def reached() -> bool:
-        nonlocal job
-        job = client.get(f"/jobs/{job_id}").json()
-        return job["state"] in states
-
-    wait_for(reached)
-    return job
-
-
-def sse_events(client: TestClient, job_id: str) -> list[tuple[int, dict[str, Any]]]:
-    events: list[tuple[int, dict[str, Any]]] = []
-    current_id = 0
-    with client.stream("GET", f"/jobs/{job_id}/events") as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if line.startswith("id: "):
-                current_id = int(line[4:])
-            elif line.startswith("data: "):
-                events.append((current_id, json.loads(line[6:])))
-    return events
 
 
 def test_job_lifecycle_events_idempotency_and_conflict(
@@ -341,7 +254,8 @@ def test_tampered_version_is_refused_and_old_keeps_serving(
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     client = client_factory(make_settings(job_store, tmp_path, mnist_dir))
-    response = client.post("/models/tampered/activate", headers=AUTH)
+    # Forced past the quality gates (the version has no metrics): the sha256 check still refuses.
+    response = client.post("/models/tampered/activate", headers=AUTH, json={"force": True})
     assert response.status_code == 409 and "sha256" in response.json()["detail"]
     assert client.post("/models/missing/activate", headers=AUTH).status_code == 404
     assert client.post("/models/..%2Fetc/activate", headers=AUTH).status_code in {404, 422}
@@ -375,7 +289,8 @@ def test_hot_swap_under_load_has_zero_failures(
     try:
         for version in ["other", "tiny", "other", "tiny"]:
             time.sleep(0.15)
-            assert client.post(f"/models/{version}/activate", headers=AUTH).status_code == 200
+            forced = client.post(f"/models/{version}/activate", headers=AUTH, json={"force": True})
+            assert forced.status_code == 200
         time.sleep(0.15)
     finally:
         stop.set()
@@ -397,7 +312,8 @@ def test_second_instance_follows_an_activation_in_the_shared_store(
     second = client_factory(
         make_settings(job_store, tmp_path / "b", mnist_dir, reload_interval_s=0.05)
     )
-    assert first.post("/models/other/activate", headers=AUTH).status_code == 200
+    forced = first.post("/models/other/activate", headers=AUTH, json={"force": True})
+    assert forced.status_code == 200
     wait_for(lambda: second.get("/info").json()["model_version"] == "other", timeout=10)
     image = second.post("/generate", json={"seed": 2, "digit": 2, "format": "base64"}).json()
     assert image["model_version"] == "other"

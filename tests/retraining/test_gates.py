@@ -1,0 +1,84 @@
+"""Quality gates on every activation: a worse or unevaluated version is refused with each failed
+gate and its numbers unless forced; the comparison the page shows beside the active version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from gan.sampling import latents_for_seeds, to_uint8
+from gan.store import ModelStore
+from gan.testing import publish_random_generator
+from support.jobs import AUTH, TINY_JOB, make_settings, wait_for_state
+from support.models import TINY_GENERATOR, tiny_generator
+
+GOOD = {"conditional_accuracy": 0.99, "recall": 0.8, "diversity": 1.0, "fid": 10.0}
+WORSE = {"conditional_accuracy": 0.99, "recall": 0.7, "diversity": 1.0, "fid": 14.0}
+
+
+def test_a_worse_version_is_refused_with_its_gates_unless_forced(
+    job_store: ModelStore,
+    tmp_path: Path,
+    mnist_dir: Path,
+    client_factory: Callable[..., TestClient],
+) -> None:
+    publish_random_generator(job_store, "good", TINY_GENERATOR, seed=1, metrics=GOOD)
+    publish_random_generator(
+        job_store, "worse", TINY_GENERATOR, seed=2, activate=False, metrics=WORSE
+    )
+    client = client_factory(make_settings(job_store, tmp_path, mnist_dir))
+    comparison = client.get("/models/worse/compare").json()
+    refused = client.post("/models/worse/activate", headers=AUTH)
+    assert client.get("/info").json()["model_version"] == "good"
+    forced = client.post("/models/worse/activate", headers=AUTH, json={"force": True})
+    assert forced.status_code == 200 and forced.json()["active"] is True
+    back = client.post("/models/good/activate", headers=AUTH)  # better again: no force needed
+
+    assert (
+        comparison["candidate"]["version"] == "worse" and comparison["active"]["version"] == "good"
+    )
+    assert comparison["passes"] is False
+    failed = {gate["name"]: gate["text"] for gate in comparison["gates"] if not gate["passed"]}
+    assert set(failed) == {"recall", "fid"}
+    assert refused.status_code == 409
+    body = refused.json()
+    assert {gate["name"] for gate in body["gates"]} == {"recall", "fid"}
+    assert "recall 0.7000 >= active 0.8000 - 0.005" in body["detail"]
+    assert "FID 14.000 <= 1.1 x active 10.000" in body["detail"]
+    assert '"force": true' in body["detail"]
+    assert back.status_code == 200
+
+
+def sample(model: torch.nn.Module, seeds: list[int]) -> torch.Tensor:
+    z, labels = latents_for_seeds(seeds, TINY_GENERATOR.latent_dim, [None] * len(seeds))
+    with torch.inference_mode():
+        return to_uint8(model(z, labels)).to(torch.int16)
+
+
+@pytest.mark.slow
+def test_a_200_step_job_exports_what_it_trained_and_its_activation_is_gated(
+    job_store: ModelStore,
+    tmp_path: Path,
+    mnist_dir: Path,
+    client_factory: Callable[..., TestClient],
+) -> None:
+    client = client_factory(make_settings(job_store, tmp_path, mnist_dir))
+    job = client.post("/jobs", json={**TINY_JOB, "steps": 200}, headers=AUTH).json()
+    done = wait_for_state(client, job["id"], {"succeeded", "failed"})
+    assert done["state"] == "succeeded", done
+    version = done["version"]
+    trained = job_store.load_generator(version).model
+    seeds = list(range(32))
+    moved = (sample(trained, seeds) - sample(tiny_generator(0), seeds)).abs().float().mean()
+    assert moved > 10  # grey levels: the export is the trained generator, not its init
+
+    refused = client.post(f"/models/{version}/activate", headers=AUTH)
+    assert refused.status_code == 409, refused.text
+    gates = refused.json()["gates"]
+    assert gates and all(not gate["passed"] for gate in gates)
+    assert any("conditional accuracy" in gate["text"] for gate in gates)  # a random judge
+    assert client.get("/info").json()["model_version"] == "tiny"
