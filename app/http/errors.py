@@ -69,29 +69,62 @@ def json_safe(value: Any) -> Any:
     return f"<{type(value).__name__}>"
 
 
-async def validation_error(_: Request, error: Exception) -> JSONResponse:
-    """422 with every error's location, message and (when it can be shown) its input."""
+async def validation_error(request: Request, error: Exception) -> JSONResponse:
+    """422 with every error's location, message and (when it can be shown) its input; on the
+    OpenAI-compatible routes a 400 in OpenAI's shape, naming the first bad parameter."""
     assert isinstance(error, RequestValidationError)
-    return JSONResponse({"detail": json_safe(list(error.errors()))}, status_code=422)
+    errors = json_safe(list(error.errors()))
+    if request.url.path.startswith(OPENAI_PREFIX) and errors:
+        first = errors[0]
+        param = ".".join(str(part) for part in first["loc"][1:]) or None
+        return openai_error(400, f"{param or 'body'}: {first['msg']}", param)
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+OPENAI_PREFIX = "/v1/"  # the OpenAI-compatible routes answer errors in OpenAI's shape
+OPENAI_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 409: "conflict"}
+
+
+class OpenAIError(Exception):
+    """A refusal of the OpenAI-compatible API, with the parameter to blame."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.param = status, param
+
+
+def openai_error(status: int, message: str, param: str | None) -> JSONResponse:
+    kind = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    code = {404: "model_not_found", 503: "overloaded"}.get(status)
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status)
 
 
 def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
     """Answer every exception of ``ERROR_STATUS`` with its status and the message as detail,
     and request validation errors with a 422 that cannot fail to render."""
 
-    async def handle(_: Request, error: Exception) -> JSONResponse:
+    async def handle(request: Request, error: Exception) -> JSONResponse:
         status = next(ERROR_STATUS[cls] for cls in type(error).__mro__ if cls in ERROR_STATUS)
         detail = str(error)
-        headers = None
-        if status == 503:
-            headers = {"Retry-After": str(retry_after_s)}
-        elif status >= 500:
+        if status >= 500 and status != 503:
             log.error("model store error: %s", error)
             detail = f"model store error: {error}"
-        # An exception may carry structured details (e.g. the failed gates) beside its message.
-        body = {"detail": detail, **json_safe(getattr(error, "extra", {}))}
-        return JSONResponse(body, status_code=status, headers=headers)
+        if request.url.path.startswith(OPENAI_PREFIX):
+            response = openai_error(status, detail, None)
+        else:
+            # An exception may carry structured details (e.g. the failed gates) beside it.
+            body = {"detail": detail, **json_safe(getattr(error, "extra", {}))}
+            response = JSONResponse(body, status_code=status)
+        if status == 503:
+            response.headers["Retry-After"] = str(retry_after_s)
+        return response
+
+    async def handle_openai(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, OpenAIError)
+        return openai_error(error.status, str(error), error.param)
 
     for error_type in ERROR_STATUS:
         app.add_exception_handler(error_type, handle)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(OpenAIError, handle_openai)

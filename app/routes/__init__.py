@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.routes import datasets, digits, generate, jobs, models, ops, restore, web
+from app.routes import datasets, digits, generate, jobs, models, openai_images, ops, restore, web
 
 ROUTERS: tuple[APIRouter, ...] = (
     generate.router,
@@ -17,4 +17,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     web.router,
     datasets.router,
     restore.router,
+    openai_images.router,
 )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
 from app.deps import AdminDep, ServicesDep
-from app.http.responses import ADMIN
+from app.http.responses import ADMIN, UNREADABLE_BODY
 from app.retraining.promotion import check_activation, evaluate_gates
 from app.schemas.common import ErrorResponse
 from app.schemas.jobs import ActivateRequest, Comparison, GateResult, GatesRefusal, ModelVersion
@@ -81,6 +81,7 @@ async def compare(version: Version, services: ServicesDep) -> Comparison:
             "description": "the version fails a quality gate against the active one (each "
             "failed gate listed; send force=true to override), or failed verification or loading",
         },
+        **UNREADABLE_BODY,
         **ADMIN,
     },
     summary="Serve this version (hot swap, no downtime) if it passes the quality gates",

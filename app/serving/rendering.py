@@ -68,14 +68,17 @@ def grid_png(result: GenerationResult, scale: int) -> bytes:
     return encode_png(mosaic, meta)
 
 
+def image_pngs(result: GenerationResult, scale: int) -> list[bytes]:
+    """Every image of ``result`` as its own PNG."""
+    return [image_png(result, index, scale) for index in range(len(result.seeds))]
+
+
 def base64_response(result: GenerationResult, scale: int) -> GenerateResponse:
     images = [
-        GeneratedImage(
-            digit=digit,
-            seed=seed,
-            png_base64=base64.b64encode(image_png(result, index, scale)).decode("ascii"),
+        GeneratedImage(digit=digit, seed=seed, png_base64=base64.b64encode(png).decode("ascii"))
+        for digit, seed, png in zip(
+            result.digits, result.seeds, image_pngs(result, scale), strict=True
         )
-        for index, (digit, seed) in enumerate(zip(result.digits, result.seeds, strict=True))
     ]
     return GenerateResponse(model_version=result.version, images=images)
 
