@@ -97,3 +97,23 @@ def is_admin(
 
 AdminDep = Depends(require_admin)
 IsAdminDep = Annotated[bool, Depends(is_admin)]
+
+
+JSON_MEDIA_TYPES = ("application/json",)
+
+
+def require_json(request: Request) -> None:
+    """415 for a body that does not say it is JSON (``curl -d`` sends a form by default), instead
+    of a 422 that would blame the body's shape. A route whose body is optional accepts none."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
+        request.headers
+    )
+    if has_body and not (media_type in JSON_MEDIA_TYPES or media_type.endswith("+json")):
+        shown = media_type or "none"
+        raise HTTPException(
+            415, f"send the body as JSON with Content-Type: application/json (got {shown})"
+        )
+
+
+JsonBodyDep = Depends(require_json)

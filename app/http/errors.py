@@ -11,8 +11,10 @@ import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.retraining.manager import IdempotencyConflictError, JobConflictError, JobStateError
 from app.retraining.promotion import GatesFailedError
@@ -120,6 +122,12 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
             response.headers["Retry-After"] = str(retry_after_s)
         return response
 
+    async def handle_http(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        if request.url.path.startswith(OPENAI_PREFIX):
+            return openai_error(error.status_code, str(error.detail), None)
+        return await http_exception_handler(request, error)
+
     async def handle_openai(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, OpenAIError)
         return openai_error(error.status, str(error), error.param)
@@ -128,3 +136,4 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
         app.add_exception_handler(error_type, handle)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(OpenAIError, handle_openai)
+    app.add_exception_handler(StarletteHTTPException, handle_http)

@@ -23,3 +23,6 @@ ADMIN: Responses = {
     401: {"model": ErrorResponse, "description": "missing or wrong admin token"},
     403: {"model": ErrorResponse, "description": "admin endpoints disabled (no token configured)"},
 }
+NOT_JSON: Responses = {
+    415: {"model": ErrorResponse, "description": "the body is not sent as application/json"}
+}

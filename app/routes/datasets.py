@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.applications.datasets import DatasetPlan, DatasetStream
-from app.deps import ServicesDep
+from app.deps import JsonBodyDep, ServicesDep
 from app.http.disconnect import cancel_on_disconnect
-from app.http.responses import BUSY, UNREADABLE_BODY
+from app.http.responses import BUSY, NOT_JSON, UNREADABLE_BODY
 from app.limits import check_fields
 from app.schemas.applications import DatasetRequest
 from app.serving.identity import pick_seed
@@ -26,9 +26,11 @@ router = APIRouter(tags=["applications"])
             "as it is generated; X-Model-Version and X-Seed say how to regenerate it",
         },
         **UNREADABLE_BODY,
+        **NOT_JSON,
         **BUSY,
     },
     summary="Generate a synthetic labelled data set",
+    dependencies=[JsonBodyDep],
 )
 async def create_dataset(
     body: DatasetRequest, request: Request, services: ServicesDep

@@ -74,3 +74,7 @@ async def digit_png(
     if seed is not None:
         headers["ETag"] = rendering.etag(result.version, digit, seed, scale)
     return Response(png, media_type="image/png", headers=headers)
+
+
+# Caches and link checkers ask with HEAD: the same headers (ETag, Cache-Control), no body.
+router.add_api_route("/digits/{digit}.png", digit_png, methods=["HEAD"], include_in_schema=False)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.deps import ServicesDep
+from app.deps import JsonBodyDep, ServicesDep
 from app.http.disconnect import cancel_on_disconnect
 from app.http.negotiation import negotiate
-from app.http.responses import BUSY, PINNED_VERSION, UNREADABLE_BODY
+from app.http.responses import BUSY, NOT_JSON, PINNED_VERSION, UNREADABLE_BODY
 from app.limits import check_fields, invalid
 from app.schemas.images import GenerateRequest, GenerateResponse
 from app.serving import rendering
@@ -26,10 +26,12 @@ router = APIRouter(tags=["generate"])
             "Accept: image/png",
         },
         **UNREADABLE_BODY,
+        **NOT_JSON,
         **PINNED_VERSION,
         **BUSY,
     },
     summary="Generate digit images",
+    dependencies=[JsonBodyDep],
 )
 async def generate(body: GenerateRequest, request: Request, services: ServicesDep) -> Response:
     settings = services.settings

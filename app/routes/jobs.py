@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Path, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from app.deps import AdminDep, IsAdminDep, Services, ServicesDep
-from app.http.responses import ADMIN, UNREADABLE_BODY
+from app.deps import AdminDep, IsAdminDep, JsonBodyDep, Services, ServicesDep
+from app.http.responses import ADMIN, NOT_JSON, UNREADABLE_BODY
 from app.limits import check_fields
 from app.retraining.database import TERMINAL_STATES, JobRecord
 from app.schemas.common import ErrorResponse
@@ -43,10 +43,11 @@ def get_job(services: Services, job_id: str) -> JobRecord:
     "",
     status_code=202,
     response_model=JobResponse,
-    dependencies=[AdminDep],
+    dependencies=[AdminDep, JsonBodyDep],
     responses={
         409: {"model": ErrorResponse, "description": "a job is already running"},
         **UNREADABLE_BODY,
+        **NOT_JSON,
         **ADMIN,
     },
     summary="Start a retraining job",

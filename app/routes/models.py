@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
-from app.deps import AdminDep, ServicesDep
-from app.http.responses import ADMIN, UNREADABLE_BODY
+from app.deps import AdminDep, JsonBodyDep, ServicesDep
+from app.http.responses import ADMIN, NOT_JSON, UNREADABLE_BODY
 from app.retraining.promotion import check_activation, evaluate_gates
 from app.schemas.common import ErrorResponse
 from app.schemas.jobs import ActivateRequest, Comparison, GateResult, GatesRefusal, ModelVersion
@@ -52,6 +52,11 @@ async def model_samples(version: Version, services: ServicesDep) -> FileResponse
     return FileResponse(path, media_type="image/png")
 
 
+router.add_api_route(
+    "/{version}/samples.png", model_samples, methods=["HEAD"], include_in_schema=False
+)
+
+
 @router.get(
     "/{version}/compare",
     response_model=Comparison,
@@ -73,7 +78,7 @@ async def compare(version: Version, services: ServicesDep) -> Comparison:
 @router.post(
     "/{version}/activate",
     response_model=ModelVersion,
-    dependencies=[AdminDep],
+    dependencies=[AdminDep, JsonBodyDep],
     responses={
         404: {"model": ErrorResponse, "description": "no such version"},
         409: {
@@ -82,6 +87,7 @@ async def compare(version: Version, services: ServicesDep) -> Comparison:
             "failed gate listed; send force=true to override), or failed verification or loading",
         },
         **UNREADABLE_BODY,
+        **NOT_JSON,
         **ADMIN,
     },
     summary="Serve this version (hot swap, no downtime) if it passes the quality gates",

@@ -9,10 +9,10 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 
-from app.deps import ServicesDep
+from app.deps import JsonBodyDep, ServicesDep
 from app.http.disconnect import cancel_on_disconnect
 from app.http.errors import OpenAIError
-from app.http.responses import BUSY
+from app.http.responses import BUSY, NOT_JSON
 from app.limits import MAX_N, exceeded
 from app.schemas.openai import (
     GeneratedImageData,
@@ -36,9 +36,11 @@ router = APIRouter(prefix="/v1", tags=["openai"])
     responses={
         400: {"model": OpenAIErrorResponse, "description": "a parameter OpenAI would refuse"},
         404: {"model": OpenAIErrorResponse, "description": "the model is not the one served"},
+        **NOT_JSON,
         **BUSY,
     },
     summary="Generate digits (OpenAI Images API)",
+    dependencies=[JsonBodyDep],
 )
 async def generate_images(
     body: ImageGenerationRequest, request: Request, services: ServicesDep

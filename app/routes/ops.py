@@ -54,6 +54,11 @@ async def readyz(services: ServicesDep) -> Response:
     )
 
 
+# Probes and load balancers may ask with HEAD: the same answer without a body.
+router.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
+
+
 @router.get("/info", response_model=InfoResponse, summary="Active model version and settings")
 async def info(services: ServicesDep) -> InfoResponse:
     settings, worker = services.settings, services.worker

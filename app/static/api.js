@@ -99,8 +99,8 @@ export const getInfo = (message) => apiJson("/info", message);
 
 export const listModels = (message) => apiJson("/models", message);
 
-export const activateModel = (version, message) =>
-  apiJson(`/models/${encodeURIComponent(version)}/activate`, message, ADMIN_POST);
+export const compareModel = (version, message) =>
+  apiJson(`/models/${encodeURIComponent(version)}/compare`, message);
 
 export const getJob = (jobId, message) => apiJson(`/jobs/${jobId}`, message);
 
@@ -113,6 +113,26 @@ export const postGenerate = (body) => request("/generate", { method: "POST", jso
 export const postJob = (params) => request("/jobs", { method: "POST", json: params, admin: true });
 
 export const listJobs = () => request("/jobs");
+
+export const getHistory = (jobId) => request(`/jobs/${jobId}/history`);
+
+// query: {steps, batch_size} (and preset, which a server that knows it may use)
+export const getEstimate = (query) =>
+  request(`/jobs/estimate?${new URLSearchParams(query)}`, { admin: true });
+
+// force: serve it even though it fails a quality gate (only ever on the person's confirmation)
+export const activateModel = (version, force) =>
+  request(`/models/${encodeURIComponent(version)}/activate`, {
+    method: "POST",
+    json: { force },
+    admin: true,
+  });
+
+export const postRestore = (body) => request("/restore", { method: "POST", json: body });
+
+// A streamed zip: the caller reads the body as it arrives.
+export const postDataset = (body, signal) =>
+  request("/datasets", { method: "POST", json: body, signal });
 
 // An <img> cannot read its error; the same URL, fetched, tells the status and the reason.
 export const refetchImage = (url) => fetch(url, { cache: "no-store" });

@@ -29,6 +29,13 @@ export function formatNumber(value) {
   return Number.isInteger(value) ? value.toLocaleString("en") : value.toPrecision(4);
 }
 
+// Bytes in decimal units, e.g. "1.2 MB".
+export function formatBytes(bytes) {
+  if (bytes < 1000) return `${bytes} B`;
+  if (bytes < 1e6) return `${(bytes / 1e3).toFixed(1)} kB`;
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
 export function formatDuration(seconds) {
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s} s`;

@@ -1,23 +1,29 @@
-// The retraining job of the "Administration" panel: start one, watch its progress live (server-
-// sent events) with its latest sample grid, show its outcome, cancel it.
+// The retraining job of the "Administration" panel: start one (custom parameters or the shipped
+// recipe), watch it live (server-sent events: state, phase, progress) with its loss chart and
+// latest sample grid, show its outcome, cancel it. The card itself is drawn by job-view.js.
 import * as api from "./api.js";
+import { addPoints, initChart, resetChart } from "./chart.js";
 import { $, markInvalid, say } from "./dom.js";
-import { formatDuration, metricsSummary, percent } from "./format.js";
+import { initEstimate, latestEstimate, presetChosen, scheduleEstimate } from "./estimate.js";
 import { generate } from "./generate.js";
+import * as view from "./job-view.js";
 import { loadInfo } from "./model.js";
-import { loadModels } from "./versions.js";
+import { activateButton, loadModels } from "./versions.js";
 
-const TERMINAL = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
+const { TERMINAL } = view;
 const watched = {
   job: null, // the job being watched
   events: null, // its EventSource
+  phase: null, // what it is doing (null once it ended)
+  progress: null, // its latest progress report
   samplesAt: 0, // when the job's sample grid was last requested
 };
 
 // ----- starting ---------------------------------------------------------------------------
 function readJobParams() {
+  if (presetChosen()) return { preset: "shipped" };
   const params = {};
-  for (const input of $("job-form").querySelectorAll("input, select")) {
+  for (const input of $("job-custom").querySelectorAll("input, select")) {
     const raw = input.value.trim();
     if (raw === "") continue;
     if (input.tagName === "SELECT") {
@@ -51,7 +57,9 @@ async function startJob() {
     return;
   }
   const job = await response.json();
-  say(message, `Job ${job.id} started (${job.params.steps} steps).`, "ok");
+  const steps = Number(job.params.steps).toLocaleString("en");
+  const recipe = params.preset ? "the shipped recipe, " : "";
+  say(message, `Job ${job.id} started (${recipe}${steps} steps; ${latestEstimate()}).`, "ok");
   attach(job);
 }
 
@@ -71,47 +79,79 @@ export async function resumeActiveJob() {
 
 // ----- watching ---------------------------------------------------------------------------
 function attach(job) {
-  watched.job = job;
-  watched.samplesAt = 0;
+  Object.assign(watched, { job, phase: job.phase, progress: null, samplesAt: 0 });
   $("job").hidden = false;
   $("job-id").textContent = job.id;
   $("job-samples-figure").hidden = true;
-  $("job-result").textContent = "";
+  $("job-result").replaceChildren();
   const progress = $("job-progress");
   progress.max = Number(job.params.steps) || 1;
   progress.value = 0;
   $("job-stats").textContent = "Waiting for the first progress report…";
-  if (job.progress && job.progress.step !== undefined) showProgress(job.progress);
-  showState(job.state);
+  resetChart(job.params.steps);
+  view.resetStatus();
+  view.showStatus(job.state, job.phase);
+  if (job.progress && job.progress.step !== undefined) onProgress(job.progress);
+  loadHistory(job.id);
   if (TERMINAL.has(job.state)) {
     closeEvents();
-    showOutcome(job);
+    conclude(job);
   } else {
     openEvents(job.id);
   }
 }
 
-function showState(jobState) {
-  $("job-state").textContent = jobState;
-  $("job-cancel").disabled = TERMINAL.has(jobState);
-  $("job-start").disabled = !TERMINAL.has(jobState);
+async function loadHistory(jobId) {
+  let response;
+  try {
+    response = await api.getHistory(jobId);
+  } catch {
+    return; // the live events still fill the chart
+  }
+  if (response.ok && watched.job && watched.job.id === jobId) addPoints(await response.json());
 }
 
 function openEvents(jobId) {
   closeEvents();
   const events = api.jobEvents(jobId);
   watched.events = events;
-  events.addEventListener("progress", (event) => showProgress(JSON.parse(event.data)));
-  events.addEventListener("state", (event) => {
-    const data = JSON.parse(event.data);
-    showState(data.state);
-    if (TERMINAL.has(data.state)) {
-      closeEvents();
-      refreshJob(jobId);
-    }
-  });
+  events.addEventListener("progress", (event) => onProgress(JSON.parse(event.data)));
+  events.addEventListener("phase", (event) => onPhase(JSON.parse(event.data).phase));
+  events.addEventListener("state", (event) => onState(JSON.parse(event.data), jobId));
   events.addEventListener("error", () => streamError(events, jobId));
 }
+
+function onState(data, jobId) {
+  if (!isRunning()) return;
+  watched.job = { ...watched.job, state: data.state };
+  // A job starts running in its training phase (the server says so with the state alone).
+  if (data.state === "running" && [null, "queued"].includes(watched.phase)) {
+    watched.phase = "training";
+  }
+  if (TERMINAL.has(data.state)) watched.phase = null;
+  view.showStatus(data.state, watched.phase);
+  if (TERMINAL.has(data.state)) {
+    closeEvents();
+    refreshJob(jobId);
+  }
+}
+
+function onPhase(phase) {
+  if (!isRunning()) return;
+  watched.phase = phase;
+  view.showStatus(watched.job.state, phase);
+  if (watched.progress) view.showProgress(watched.progress, phase); // the ETA goes
+}
+
+function onProgress(progress) {
+  if (!watched.job || (TERMINAL.has(watched.job.state) && watched.progress)) return;
+  watched.progress = progress;
+  view.showProgress(progress, watched.phase);
+  addPoints([progress]);
+  refreshSamples();
+}
+
+const isRunning = () => watched.job !== null && !TERMINAL.has(watched.job.state);
 
 function streamError(events, jobId) {
   if (watched.events !== events) return;
@@ -127,33 +167,6 @@ function streamError(events, jobId) {
 function closeEvents() {
   if (watched.events) watched.events.close();
   watched.events = null;
-}
-
-function showProgress(progress) {
-  const step = Number(progress.step) || 0;
-  const total = Number(progress.total_steps) || Number($("job-progress").max) || 1;
-  const bar = $("job-progress");
-  bar.max = total;
-  bar.value = step;
-  bar.setAttribute("aria-valuetext", `step ${step} of ${total}`);
-  $("job-stats").textContent = progressText(progress, step, total);
-  refreshSamples();
-}
-
-function progressText(progress, step, total) {
-  const parts = [
-    `Step ${step.toLocaleString("en")} of ${total.toLocaleString("en")} (${percent(step / total)})`,
-  ];
-  if (progress.epoch !== undefined) parts.push(`epoch ${progress.epoch}`);
-  if (typeof progress.loss_d === "number") parts.push(`loss D ${progress.loss_d.toFixed(3)}`);
-  if (typeof progress.loss_g === "number") parts.push(`loss G ${progress.loss_g.toFixed(3)}`);
-  if (typeof progress.images_per_s === "number") {
-    parts.push(`${Math.round(progress.images_per_s).toLocaleString("en")} images/s`);
-  }
-  if (typeof progress.eta_s === "number") {
-    parts.push(`about ${formatDuration(progress.eta_s)} left`);
-  }
-  return parts.join(" · ");
 }
 
 // The sample grid is rewritten during training; a cache-buster fetches the newest one, at most
@@ -177,54 +190,19 @@ async function refreshJob(jobId) {
   if (job === null) return;
   if (!watched.job || watched.job.id !== job.id) return;
   watched.job = job;
-  showState(job.state);
-  if (TERMINAL.has(job.state)) showOutcome(job);
+  view.showStatus(job.state, job.phase);
+  if (TERMINAL.has(job.state)) conclude(job);
 }
 
-// ----- the outcome ------------------------------------------------------------------------
-// What each other end leaves: [the job's result line, the message, its kind].
-const ENDINGS = {
-  cancelled: (job) => [
-    "The job was cancelled; it left no new version.",
-    `Job ${job.id} cancelled.`,
-    "ok",
-  ],
-  interrupted: (job) => [
-    "A server restart interrupted the job.",
-    `Job ${job.id} was interrupted.`,
-    "error",
-  ],
-  failed: (job) => [
-    `The job failed: ${job.error || "no reason recorded"}.`,
-    `Job ${job.id} failed.`,
-    "error",
-  ],
-};
-
-function showOutcome(job) {
-  if (job.state === "succeeded") {
-    showSuccess(job);
-    return;
-  }
-  if (!Object.hasOwn(ENDINGS, job.state)) return;
-  const [result, text, kind] = ENDINGS[job.state](job);
-  $("job-result").textContent = result;
-  say($("admin-message"), text, kind);
-}
-
-function showSuccess(job) {
-  if (job.progress && job.progress.total_steps) {
-    showProgress({ ...job.progress, step: job.progress.total_steps, eta_s: 0 });
-  }
-  const decision = job.decision || {};
-  const reasons = (decision.reasons || []).join("; ");
-  $("job-result").textContent =
-    `New version ${job.version}: ${metricsSummary(job.metrics || {})}. ` +
-    `${decision.promote ? "Promoted: it is now served." : "Not activated"}` +
-    `${reasons ? ` (${reasons})` : ""}.`;
-  say($("admin-message"), `Job ${job.id} succeeded: version ${job.version}.`, "ok");
+// An ended job: its outcome, and the page follows a version it promoted.
+function conclude(job) {
+  watched.job = job;
+  watched.phase = null;
+  const said = view.showOutcome(job, activateButton);
+  if (said) say($("admin-message"), ...said);
+  if (job.state !== "succeeded") return;
   loadModels();
-  if (decision.promote) loadInfo().then(() => generate());
+  if (job.decision && job.decision.promote) loadInfo().then(() => generate());
 }
 
 // ----- cancelling -------------------------------------------------------------------------
@@ -238,10 +216,15 @@ async function cancelJob() {
     $("job-cancel").disabled = false;
     return;
   }
+  if (!TERMINAL.has(cancelled.state)) return; // the stream tells when it has stopped
   closeEvents();
-  watched.job = cancelled;
-  showState(cancelled.state);
-  showOutcome(cancelled);
+  view.showStatus(cancelled.state, null);
+  conclude(cancelled);
+}
+
+function toggleRecipe() {
+  $("job-custom").disabled = presetChosen();
+  scheduleEstimate();
 }
 
 export function initJobs() {
@@ -250,4 +233,9 @@ export function initJobs() {
     startJob();
   });
   $("job-cancel").addEventListener("click", cancelJob);
+  for (const radio of document.querySelectorAll("input[name=job-recipe]")) {
+    radio.addEventListener("change", toggleRecipe);
+  }
+  initEstimate();
+  initChart();
 }

@@ -1,17 +1,10 @@
 // The "Active model" card: the version GET /info says is served, where it runs, its metrics; and
-// the server's limits, written into the generation form.
+// the server's limits, written into the generation form. Every fresh /info is announced to the
+// other panels as a "gan:info" event on the document.
 import * as api from "./api.js";
 import { $, make } from "./dom.js";
-import { formatNumber, percent } from "./format.js";
+import { metricRows } from "./metrics.js";
 import { state } from "./state.js";
-
-const METRICS = [
-  ["conditional_accuracy", "Conditional accuracy", (v) => percent(v)],
-  ["fid", "FID (lower is better)", (v) => v.toFixed(2)],
-  ["precision", "Precision", (v) => v.toFixed(3)],
-  ["recall", "Recall", (v) => v.toFixed(3)],
-  ["diversity", "Diversity (vs. real digits)", (v) => v.toFixed(3)],
-];
 
 // Reads /info into `state` and shows it; false when it failed (and the failure was said).
 export async function loadInfo() {
@@ -20,6 +13,7 @@ export async function loadInfo() {
   state.info = info;
   state.version = info.model_version;
   showInfo(info);
+  document.dispatchEvent(new CustomEvent("gan:info", { detail: info }));
   return true;
 }
 
@@ -30,33 +24,26 @@ function showInfo(info) {
   for (const span of document.querySelectorAll(".max-scale")) span.textContent = info.max_scale;
   $("count").max = info.max_n;
   $("scale").max = info.max_scale;
+  const degraded = $("model-degraded");
+  degraded.hidden = !info.degraded;
+  degraded.textContent = info.degraded ? `Degraded: ${info.degraded}` : "";
   renderMetrics($("model-metrics"), info.metrics || {});
 }
 
-// [label, shown value] of each metric: the known ones first, in order, then any others.
-function metricRows(metrics) {
-  const known = new Set(METRICS.map(([key]) => key));
-  const rows = METRICS.filter(([key]) => typeof metrics[key] === "number").map(
-    ([key, label, format]) => [label, format(metrics[key])],
-  );
-  for (const [key, value] of Object.entries(metrics)) {
-    if (!known.has(key) && (typeof value === "number" || typeof value === "string")) {
-      // Digests are for machines: show a recognisable prefix, like git does.
-      const shown = key.endsWith("sha256") ? String(value).slice(0, 12) : formatNumber(value);
-      rows.push([key.replaceAll("_", " "), shown]);
-    }
-  }
-  return rows;
+// One card: the label, then the value with its note (e.g. "FID 14.11 lower is better").
+export function metricCard(row) {
+  const value = make("dd");
+  const shown = make("span", { className: "value", textContent: row.value });
+  if (row.title) shown.title = row.title;
+  value.append(shown);
+  if (row.note) value.append(" ", make("small", { className: "note", textContent: row.note }));
+  const card = make("div", { className: row.digest ? "digest" : "" });
+  card.append(make("dt", { textContent: row.label }), value);
+  return card;
 }
 
-function renderMetrics(list, metrics) {
+export function renderMetrics(list, metrics) {
   const rows = metricRows(metrics);
-  if (rows.length === 0) rows.push(["Metrics", "not evaluated"]);
-  list.replaceChildren(
-    ...rows.map(([label, value]) => {
-      const div = make("div");
-      div.append(make("dt", { textContent: label }), make("dd", { textContent: value }));
-      return div;
-    }),
-  );
+  if (rows.length === 0) rows.push({ label: "Metrics", value: "not evaluated", note: "" });
+  list.replaceChildren(...rows.map(metricCard));
 }

@@ -1,7 +1,9 @@
 // The "Model versions" table of the "Administration" panel: the store's versions, and serving
-// another one.
+// another one (through the confirmation of activate.js). A broken version is listed, disabled,
+// with what is wrong with it.
+import { openActivation } from "./activate.js";
 import * as api from "./api.js";
-import { $, make, say } from "./dom.js";
+import { $, make } from "./dom.js";
 import { metricsSummary } from "./format.js";
 import { generate } from "./generate.js";
 import { loadInfo } from "./model.js";
@@ -14,16 +16,18 @@ export async function loadModels() {
 
 function versionRow(model) {
   const name = make("td");
-  name.append(make("code", { textContent: model.version }));
+  name.append(make("code", { className: "version-name", textContent: model.version }));
   const created = make("td", { textContent: createdText(model.created_at) });
-  const metrics = make("td", { textContent: metricsSummary(model.metrics || {}) });
+  const metrics = make("td", {
+    textContent: model.problem ? `broken: ${model.problem}` : metricsSummary(model.metrics || {}),
+  });
   const served = make("td");
   served.append(
     model.active
       ? make("span", { className: "badge", textContent: "active" })
-      : activateButton(model.version),
+      : activateButton(model.version, Boolean(model.problem)),
   );
-  const row = make("tr");
+  const row = make("tr", { className: model.problem ? "broken" : "" });
   row.append(name, created, metrics, served);
   return row;
 }
@@ -32,23 +36,16 @@ function createdText(createdAt) {
   return createdAt ? createdAt.replace("T", " ").replace("+00:00", " UTC") : "";
 }
 
-function activateButton(version) {
-  const button = make("button", { type: "button", textContent: "Activate" });
+export function activateButton(version, broken = false) {
+  const button = make("button", { type: "button", textContent: "Activate", disabled: broken });
   button.setAttribute("aria-label", `Activate version ${version}`);
-  button.addEventListener("click", () => activate(version, button));
+  if (broken) button.title = "This version is broken: it cannot be served";
+  button.addEventListener("click", () => openActivation(version, afterActivation));
   return button;
 }
 
-async function activate(version, button) {
-  const message = $("admin-message");
-  button.disabled = true;
-  say(message, `Activating ${version} (loading and warming it up)…`);
-  const activated = await api.activateModel(version, message);
-  if (activated === null) {
-    button.disabled = false;
-    return;
-  }
-  say(message, `Version ${version} is now served.`, "ok");
+// Once another version is served: the page follows it.
+export async function afterActivation() {
   await loadInfo();
   await loadModels();
   generate();

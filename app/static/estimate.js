@@ -1,0 +1,81 @@
+// An honest time estimate before a job starts (GET /jobs/estimate): the server's measured
+// throughput on its own hardware, or "unknown" when it has none, never a guess of the page's.
+import * as api from "./api.js";
+import { $ } from "./dom.js";
+import { formatDuration } from "./format.js";
+
+// The shipped recipe's length (training/config.py, mnist-cgan-v2): 26,000 steps of 64 images.
+export const SHIPPED_RECIPE = { steps: 26000, batch_size: 64 };
+const DELAY_MS = 250;
+const estimate = { timer: 0, asked: 0, text: "" };
+
+export const presetChosen = () =>
+  document.querySelector("input[name=job-recipe]:checked")?.value === "shipped";
+
+// The estimate's query, or null when the fields cannot be read.
+function estimateQuery() {
+  if (presetChosen()) return { ...SHIPPED_RECIPE, preset: "shipped" };
+  const steps = Number($("job-steps").value || 2000);
+  const batch = Number($("job-batch-size").value || 64);
+  if (!Number.isInteger(steps) || !Number.isInteger(batch) || steps < 1 || batch < 2) return null;
+  return { steps, batch_size: batch };
+}
+
+function show(text) {
+  estimate.text = text;
+  $("job-estimate").textContent = text;
+}
+
+// The latest estimate in a few words ("about 3 min 20 s"), for the job's start message.
+export const latestEstimate = () => estimate.text.replace(/^Estimated time: /, "");
+
+export function scheduleEstimate() {
+  clearTimeout(estimate.timer);
+  estimate.timer = setTimeout(updateEstimate, DELAY_MS);
+}
+
+async function updateEstimate() {
+  const query = estimateQuery();
+  if (query === null) {
+    show("Estimated time: enter whole numbers of steps and images per batch.");
+    return;
+  }
+  const current = ++estimate.asked;
+  let text;
+  try {
+    text = await estimateText(await api.getEstimate(query));
+  } catch (error) {
+    text = `Estimated time: unknown (${api.networkError(error)})`;
+  }
+  if (current === estimate.asked) show(text);
+}
+
+async function estimateText(response) {
+  if (response.status === 401) {
+    return "Estimated time: type the admin token to get the server's estimate.";
+  }
+  if (response.status === 422) {
+    const problem = await api.explain(response);
+    const ours = problem.fields.every((f) => f === "steps" || f === "batch_size");
+    if (ours && problem.fields.length) return `Estimated time: unknown. ${problem.text}`;
+  }
+  if (!response.ok) return "Estimated time: unknown (this server gives no estimate).";
+  return describeEstimate(await response.json());
+}
+
+export function describeEstimate({ seconds, images_per_s: rate, basis }) {
+  const time = typeof seconds === "number" ? `about ${formatDuration(seconds)}` : "unknown";
+  const parts = [];
+  if (typeof rate === "number") parts.push(`${Math.round(rate).toLocaleString("en")} images/s`);
+  if (basis) parts.push(basis);
+  return `Estimated time: ${time}${parts.length ? ` (${parts.join("; ")})` : ""}.`;
+}
+
+export function initEstimate() {
+  for (const id of ["job-steps", "job-batch-size", "token"]) {
+    $(id).addEventListener("input", scheduleEstimate);
+  }
+  for (const radio of document.querySelectorAll("input[name=job-recipe]")) {
+    radio.addEventListener("change", scheduleEstimate);
+  }
+}
