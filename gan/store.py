@@ -10,72 +10,78 @@ Layout::
         generator.safetensors  # EMA generator weights (no pickle)
         samples.png            # sample grid, one row per digit
       classifier/              # the evaluation classifier, same manifest format
+      .staging-<token>/        # an entry being written or evaluated (gan.staging): never listed
 
-Loading always verifies the weights' sha256 against the manifest before deserialising.
+Every entry is written into a staging directory and renamed into place in one step
+(``gan.staging``); loading checks the manifest and verifies the weights' sha256 before
+deserialising them (``gan.artifact``). A corrupt or foreign entry is reported by :meth:`entries`
+and left out of :meth:`versions`; it never makes listing fail. Nothing outside this module needs to
+know the layout: :meth:`discard` removes a version, :meth:`cleanup` what dead writers left.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
 import shutil
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, Field
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
-from gan.networks import Classifier, Generator, GeneratorConfig
+from gan.artifact import (
+    ACTIVE_POINTER,
+    BARE_FILE_NAME,
+    CLASSIFIER_DIR,
+    CLASSIFIER_WEIGHTS_FILE,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    SAMPLES_FILE,
+    VERSION_PATTERN,
+    WEIGHTS_FILE,
+    IntegrityError,
+    InvalidVersionName,
+    Manifest,
+    StoreError,
+    VersionActive,
+    VersionExists,
+    VersionNotFound,
+    build_generator,
+    load_state,
+    new_version_name,
+    read_manifest,
+    read_weights,
+    sha256_bytes,
+    validate_version_name,
+    write_atomic,
+)
+from gan.networks import Classifier, Generator
+from gan.staging import ExtraFiles, StagedVersion, move_out_of_sight, remove_leftovers, stage
 
-FORMAT_VERSION = 1
-MANIFEST_FILE = "manifest.json"
-WEIGHTS_FILE = "generator.safetensors"
-CLASSIFIER_WEIGHTS_FILE = "classifier.safetensors"
-SAMPLES_FILE = "samples.png"
-ACTIVE_POINTER = "ACTIVE"
-CLASSIFIER_DIR = "classifier"
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class StoreError(Exception):
-    """Base class of every model-store failure."""
-
-
-class InvalidVersionName(StoreError):
-    pass
-
-
-class VersionNotFound(StoreError):
-    pass
-
-
-class VersionExists(StoreError):
-    pass
-
-
-class IntegrityError(StoreError):
-    """The weights on disk do not match the sha256 recorded in the manifest, or cannot be read."""
-
-
-class Manifest(BaseModel):
-    format_version: int = FORMAT_VERSION
-    kind: Literal["generator", "classifier"]
-    version: str
-    architecture: dict[str, Any] = Field(default_factory=dict)
-    weights_file: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a name, never a path
-    weights_sha256: str
-    training: dict[str, Any] = Field(default_factory=dict)
-    data: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    parent: str | None = None
+__all__ = [
+    "ACTIVE_POINTER",
+    "BARE_FILE_NAME",
+    "CLASSIFIER_DIR",
+    "CLASSIFIER_WEIGHTS_FILE",
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "SAMPLES_FILE",
+    "VERSION_PATTERN",
+    "WEIGHTS_FILE",
+    "IntegrityError",
+    "InvalidVersionName",
+    "LoadedGenerator",
+    "Manifest",
+    "ModelStore",
+    "StagedVersion",
+    "StoreError",
+    "VersionActive",
+    "VersionEntry",
+    "VersionExists",
+    "VersionNotFound",
+    "new_version_name",
+    "sha256_bytes",
+    "validate_version_name",
+]
 
 
 @dataclass(frozen=True)
@@ -85,27 +91,14 @@ class LoadedGenerator:
     model: Generator
 
 
-def validate_version_name(version: str) -> str:
-    if not VERSION_PATTERN.fullmatch(version) or version == CLASSIFIER_DIR:
-        raise InvalidVersionName(
-            f"invalid version name {version!r}: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return version
+@dataclass(frozen=True)
+class VersionEntry:
+    """A directory of the store that is named like a version: its manifest when it is a good
+    one, else None and the problem, one sentence (the weights are not read: see load_generator)."""
 
-
-def new_version_name() -> str:
-    return datetime.now(UTC).strftime("g%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    version: str
+    manifest: Manifest | None
+    problem: str | None
 
 
 class ModelStore:
@@ -117,22 +110,33 @@ class ModelStore:
         return self.root / validate_version_name(version)
 
     def manifest(self, version: str) -> Manifest:
-        path = self.version_dir(version) / MANIFEST_FILE
-        if not path.is_file():
-            raise VersionNotFound(f"model version {version!r} not found in {self.root}")
-        return Manifest.model_validate_json(path.read_text())
+        """The version's manifest, checked: VersionNotFound if there is none, IntegrityError if
+        it is invalid, names another version or kind, or names its weights by a path."""
+        return read_manifest(self.version_dir(version), version, "generator")
 
-    def versions(self) -> list[Manifest]:
-        """Every published generator version, oldest first."""
+    def entries(self) -> list[VersionEntry]:
+        """Every directory named like a version, by name, with its problem if it has one."""
         if not self.root.is_dir():
             return []
-        manifests = []
-        for entry in self.root.iterdir():
-            if entry.name == CLASSIFIER_DIR or not VERSION_PATTERN.fullmatch(entry.name):
+        found = []
+        for entry in sorted(self.root.iterdir()):
+            name = entry.name
+            if name == CLASSIFIER_DIR or not VERSION_PATTERN.fullmatch(name) or not entry.is_dir():
                 continue
-            if (entry / MANIFEST_FILE).is_file():
-                manifests.append(self.manifest(entry.name))
+            try:
+                found.append(VersionEntry(name, self.manifest(name), None))
+            except StoreError as error:
+                found.append(VersionEntry(name, None, str(error)))
+        return found
+
+    def versions(self) -> list[Manifest]:
+        """Every good published generator version, oldest first (ties by name)."""
+        manifests = [entry.manifest for entry in self.entries() if entry.manifest is not None]
         return sorted(manifests, key=lambda m: (m.created_at, m.version))
+
+    def broken(self) -> dict[str, str]:
+        """The entries left out of :meth:`versions`, with their problems."""
+        return {e.version: e.problem for e in self.entries() if e.problem is not None}
 
     def active_version(self) -> str:
         pointer = self.root / ACTIVE_POINTER
@@ -141,104 +145,87 @@ class ModelStore:
         return validate_version_name(pointer.read_text().strip())
 
     def load_generator(self, version: str, device: torch.device | str = "cpu") -> LoadedGenerator:
+        """The version's generator, every check passed; IntegrityError says which one failed."""
         manifest = self.manifest(version)
-        if manifest.kind != "generator":
-            raise StoreError(f"{version!r} is a {manifest.kind}, not a generator")
-        try:
-            config = GeneratorConfig.from_dict(manifest.architecture)
-        except (KeyError, TypeError, ValueError) as error:
-            raise IntegrityError(
-                f"{version!r} describes no known architecture: {error!r}"
-            ) from error
-        state = self._read_verified(self.version_dir(version), manifest)
-        model = Generator(config)
-        _load_state(model, state, version)
-        return LoadedGenerator(version, manifest, model.to(device).eval())
+        model = build_generator(self.version_dir(version), manifest, version)
+        return LoadedGenerator(version, manifest, model.to(device))
 
     def classifier_manifest(self) -> Manifest:
-        path = self.root / CLASSIFIER_DIR / MANIFEST_FILE
-        if not path.is_file():
-            raise VersionNotFound(f"no classifier in {self.root}: train one first")
-        return Manifest.model_validate_json(path.read_text())
+        try:
+            return read_manifest(self.root / CLASSIFIER_DIR, CLASSIFIER_DIR, "classifier")
+        except VersionNotFound as error:
+            raise VersionNotFound(f"no classifier in {self.root}: train one first") from error
 
     def load_classifier(self, device: torch.device | str = "cpu") -> Classifier:
         manifest = self.classifier_manifest()
-        state = self._read_verified(self.root / CLASSIFIER_DIR, manifest)
+        state = read_weights(self.root / CLASSIFIER_DIR, manifest, CLASSIFIER_DIR)
         model = Classifier()
-        _load_state(model, state, CLASSIFIER_DIR)
+        load_state(model, state, CLASSIFIER_DIR)
         return model.to(device).eval()
 
-    def _read_verified(self, directory: Path, manifest: Manifest) -> dict[str, torch.Tensor]:
-        path = directory / manifest.weights_file
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise IntegrityError(f"cannot read weights {path}: {error}") from error
-        # Hash the exact bytes we deserialise, so the file cannot change between check and load.
-        digest = sha256_bytes(data)
-        if digest != manifest.weights_sha256:
-            raise IntegrityError(
-                f"sha256 mismatch for {path}: manifest says {manifest.weights_sha256}, "
-                f"file has {digest}; refusing to load"
-            )
-        return load_safetensors(data)
-
     # ----- writing -------------------------------------------------------------------------
+    def stage(
+        self,
+        manifest: Manifest,
+        state_dict: dict[str, torch.Tensor],
+        extra_files: ExtraFiles | None = None,
+    ) -> StagedVersion:
+        """Write an entry into a staging directory that no listing shows, to be evaluated there
+        and published with ``StagedVersion.publish(metrics)``; use the result as a context
+        manager so that it is removed if it is not published. Leftovers of dead writers are
+        removed first."""
+        final = self._final_dir(manifest)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.cleanup()
+        return stage(self.root, final, manifest, state_dict, extra_files)
+
     def publish(
         self,
         manifest: Manifest,
         state_dict: dict[str, torch.Tensor],
-        extra_files: Callable[[Path], None] | None = None,
+        extra_files: ExtraFiles | None = None,
     ) -> Path:
-        """Write weights + manifest into a temp dir, then rename it into place in one step."""
-        final = (
-            self.root / CLASSIFIER_DIR
-            if manifest.kind == "classifier"
-            else self.version_dir(manifest.version)
-        )
-        if final.exists() and manifest.kind == "generator":
-            raise VersionExists(f"model version {manifest.version!r} already exists")
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".tmp-{uuid.uuid4().hex}"
-        staging.mkdir()
-        try:
-            tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
-            weights = save_safetensors(tensors)
-            (staging / manifest.weights_file).write_bytes(weights)
-            manifest = manifest.model_copy(update={"weights_sha256": sha256_bytes(weights)})
-            (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
-            if extra_files is not None:
-                extra_files(staging)
-            if final.exists() and manifest.kind == "classifier":  # replaced, not versioned
-                shutil.rmtree(final)
-            try:
-                os.rename(staging, final)
-            except OSError as error:
-                if final.exists():  # another writer published this name since the check above
-                    raise VersionExists(
-                        f"model version {manifest.version!r} already exists"
-                    ) from error
-                raise
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return final
+        """Stage weights + manifest (+ extra files), then rename them into place in one step."""
+        with self.stage(manifest, state_dict, extra_files) as staged:
+            return staged.publish()
 
     def update_metrics(self, version: str, metrics: dict[str, Any]) -> Manifest:
         manifest = self.manifest(version)
         updated = manifest.model_copy(update={"metrics": {**manifest.metrics, **metrics}})
-        _write_atomic(
+        write_atomic(
             self.version_dir(version) / MANIFEST_FILE, updated.model_dump_json(indent=2) + "\n"
         )
         return updated
 
     def set_active(self, version: str) -> None:
-        self.manifest(version)  # raises if it does not exist
-        _write_atomic(self.root / ACTIVE_POINTER, version + "\n")
+        self.manifest(version)  # raises if it does not exist or is broken
+        write_atomic(self.root / ACTIVE_POINTER, version + "\n")
 
+    def discard(self, version: str) -> None:
+        """Remove a version, good or broken: renamed out of sight in one step, then deleted.
+        The active version is refused (VersionActive): activate another one first."""
+        directory = self.version_dir(version)
+        if not directory.is_dir():
+            raise VersionNotFound(f"model version {version!r} not found in {self.root}")
+        try:
+            active: str | None = self.active_version()
+        except StoreError:  # no pointer, or one that names nothing valid
+            active = None
+        if version == active:
+            raise VersionActive(
+                f"{version!r} is the active version: activate another one before discarding it"
+            )
+        shutil.rmtree(move_out_of_sight(directory), ignore_errors=True)
 
-def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise IntegrityError(f"weights of {name!r} do not fit its architecture: {error}") from error
+    def cleanup(self) -> list[str]:
+        """Remove what dead writers left behind (``gan.staging.remove_leftovers``); returns the
+        names removed. Entries being staged by live processes are kept."""
+        return remove_leftovers(self.root) if self.root.is_dir() else []
+
+    def _final_dir(self, manifest: Manifest) -> Path:
+        if manifest.kind == "classifier":
+            return self.root / CLASSIFIER_DIR
+        final = self.version_dir(manifest.version)
+        if final.exists():
+            raise VersionExists(f"model version {manifest.version!r} already exists")
+        return final

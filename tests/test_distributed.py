@@ -34,4 +34,4 @@ def test_torchrun_two_processes_publish_one_version(
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count('"event": "exported"') == 1  # rank 0 alone writes artifacts
     loaded = ModelStore(store).load_generator("ddp")
-    assert loaded.manifest.training["aux_classifier"] == float(aux_classifier)
+    assert loaded.manifest.training["aux_classifier_schedule"] == f"0:{float(aux_classifier)}"

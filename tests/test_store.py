@@ -22,7 +22,6 @@ from gan.store import (
     InvalidVersionName,
     Manifest,
     ModelStore,
-    StoreError,
     VersionExists,
     VersionNotFound,
     sha256_bytes,
@@ -60,7 +59,8 @@ def edit_manifest(
 
 
 def leftovers(store: ModelStore) -> list[str]:
-    return sorted(p.name for p in store.root.iterdir() if p.name.startswith(".tmp-"))
+    """Hidden entries of the store: staging directories and their locks, discarded versions."""
+    return sorted(p.name for p in store.root.iterdir() if p.name.startswith("."))
 
 
 def test_round_trip_is_bit_identical(tiny_store: ModelStore) -> None:
@@ -197,7 +197,7 @@ def test_published_with_wrong_architecture_is_refused(tmp_path: Path) -> None:
 
 def test_a_classifier_manifest_is_not_a_generator(tiny_store: ModelStore) -> None:
     edit_manifest(tiny_store, TINY_VERSION, lambda m: m.update(kind="classifier"))
-    with pytest.raises(StoreError, match="not a generator"):
+    with pytest.raises(IntegrityError, match="not a generator"):
         tiny_store.load_generator(TINY_VERSION)
 
 
@@ -317,7 +317,7 @@ def test_failed_publish_leaves_nothing_behind(tiny_store: ModelStore) -> None:
 
     with pytest.raises(RuntimeError, match="disk full"):
         publish_tiny_with(tiny_store, "broken", broken_extra_files)
-    assert len(seen) == 1 and seen[0].name.startswith(".tmp-")
+    assert len(seen) == 1 and seen[0].name.startswith(".staging-")
     assert not seen[0].exists()
     assert leftovers(tiny_store) == []
     assert not (tiny_store.root / "broken").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,7 @@ from training.config import Loss, TrainConfig
 from training.data import Split, checksums, load_split
 from training.ema import WARMUP_RULE, warmup_decay
 from training.evaluate import diversity_ratio, frechet_distance, precision_recall
+from training.schedule import StepSchedule
 from training.train import discriminator_loss, generator_loss, train
 
 TINY_DISCRIMINATOR = DiscriminatorConfig(channels=8)
@@ -103,7 +105,11 @@ def test_training_run_publishes_a_version(
     for event in progress:
         assert math.isfinite(event["loss_d"]) and math.isfinite(event["loss_g"])
         assert event["loss_d"] > 0 and event["total_steps"] == 3
-    assert log[-1] == {"event": "exported", "step": 3, "version": "v"}
+    assert log[0] == {"event": "phase", "phase": "training"}
+    assert log[-2:] == [
+        {"event": "phase", "phase": "publishing"},  # no "evaluating": not asked for
+        {"event": "exported", "step": 3, "version": "v"},
+    ]
 
     store = ModelStore(config.store)
     manifest = store.manifest("v")
@@ -116,7 +122,7 @@ def test_training_run_publishes_a_version(
     assert manifest.training["steps"] == 3 and manifest.training["seed"] == 0
     assert manifest.training["loss"] == "bce"
     # The recipe's AC-GAN term is on by default, so the critic has its digit head.
-    assert manifest.training["aux_classifier"] > 0
+    assert manifest.training["aux_classifier_schedule"] == "0:0.1,18000:0.05,22000:0.075"
     assert (
         manifest.training["discriminator_architecture"]
         == replace(TINY_DISCRIMINATOR, classifier_head=True).to_dict()
@@ -126,7 +132,7 @@ def test_training_run_publishes_a_version(
         assert grid.size == (10 * 30 + 2, 10 * 30 + 2)
     assert (Path(config.run_dir) / CHECKPOINT_FILE).is_file()
     assert (Path(config.run_dir) / SAMPLES_FILE).is_file()
-    assert not [p for p in store.root.iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in store.root.iterdir() if p.name.startswith(".")]  # no staging left
 
     # The exported EMA generator loads and has moved away from its initialisation.
     loaded = store.load_generator("v").model
@@ -221,7 +227,8 @@ def test_resume_refuses_a_checkpoint_of_other_networks(
 def test_both_losses_train(
     config: TrainConfig, loss: Loss, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    train(replace(config, loss=loss, steps=2, aux_classifier=0.0), "jsonl")  # the game alone
+    off = StepSchedule.constant(0.0)
+    train(replace(config, loss=loss, steps=2, aux_classifier_schedule=off), "jsonl")  # the game
     progress = [e for e in events(capsys.readouterr().out) if e["event"] == "progress"]
     assert len(progress) == 2
     assert all(math.isfinite(e["loss_d"]) and math.isfinite(e["loss_g"]) for e in progress)
@@ -426,7 +433,14 @@ def test_cli_train_evaluate_activate(
     cli.main(args)
     log = events(capsys.readouterr().out)
     assert [e["step"] for e in log if e["event"] == "progress"] == [1, 2]
-    assert log[-1] == {"event": "done", "version": "cli"}
+    # Each phase announced once, in order; evaluation came before the version was published.
+    phases = [(i, e["phase"]) for i, e in enumerate(log) if e["event"] == "phase"]
+    assert [phase for _, phase in phases] == ["training", "evaluating", "publishing"]
+    assert phases[0][0] == 0 and all(e["event"] != "progress" for e in log[phases[1][0] :])
+    assert log[-2:] == [
+        {"event": "exported", "step": 2, "version": "cli"},
+        {"event": "done", "version": "cli"},
+    ]
     models = ModelStore(store)
     assert models.active_version() == "cli"
     assert (store / ACTIVE_POINTER).read_text() == "cli\n"
@@ -436,11 +450,26 @@ def test_cli_train_evaluate_activate(
     assert manifest.training["loss"] == "hinge" and manifest.training["batch_size"] == 16
     assert manifest.metrics["samples"] == 100
     assert (store / "cli" / MANIFEST_FILE).is_file() and (store / CLASSIFIER_DIR).is_dir()
+    assert not [p.name for p in store.iterdir() if p.name.startswith(".")]  # no staging left
+    # What was evaluated in staging is what got published: evaluating it again agrees.
+    cli.main(["evaluate", "cli", "--store", str(store), "--data-dir", data, "--per-digit", "10",
+              "--json"])  # fmt: skip
+    assert json.loads(capsys.readouterr().out) == manifest.metrics
 
     # A missing data directory is a clean error, not a traceback.
     with pytest.raises(SystemExit, match=r"error: .*file missing"):
         args[args.index("--data-dir") + 1] = str(tmp_path / "nowhere")
+        args[args.index("--version") + 1] = "cli-2"
         cli.main(args)
+    # A taken version name or a store without a classifier is refused before training.
+    args[args.index("--version") + 1] = "cli"
+    with pytest.raises(SystemExit, match="error: model version 'cli' already exists"):
+        cli.main(args)
+    shutil.rmtree(store / CLASSIFIER_DIR)
+    args[args.index("--version") + 1] = "cli-3"
+    with pytest.raises(SystemExit, match="error: no classifier"):
+        cli.main(args)
+    assert [m.version for m in models.versions()] == ["cli"]
 
 
 def test_cli_activate(tiny_store: ModelStore, capsys: pytest.CaptureFixture[str]) -> None:

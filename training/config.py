@@ -1,14 +1,25 @@
 """What a training run is asked to do: one dataclass, the single source of the recipe's defaults
-(the CLI's options default to its fields, and a test holds the jobs API to the same values)."""
+(the CLI's options default to its fields, and a test holds the jobs API to the same values).
+
+The defaults are the recipe of the shipped model, ``mnist-cgan-v2``: what its four manually
+resumed phases trained (training/README.md), as one run. ``python -m training train --data-dir D``
+trains it; the manifest's training section says which of its fields a run changed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
 
 from gan.networks import DiscriminatorConfig, GeneratorConfig
+from training.schedule import StepSchedule
 
 Loss = Literal["bce", "hinge"]
+
+RECIPE = "mnist-cgan-v2"
+# The shipped model's AC-GAN weight: 0.1 for its first 18,000 steps (phases cbn-b, 0-12,000 and
+# 12,000-18,000), 0.05 to 22,000 (r3-x), 0.075 to 26,000 (r4-b).
+RECIPE_AUX_CLASSIFIER = StepSchedule(((0, 0.1), (18_000, 0.05), (22_000, 0.075)))
 
 
 @dataclass
@@ -18,7 +29,7 @@ class TrainConfig:
     run_dir: str = "runs/latest"
     version: str | None = None
     parent: str | None = None
-    steps: int = 10_000
+    steps: int = 26_000
     batch_size: int = 64
     loss: Loss = "bce"
     lr_g: float = 2e-4
@@ -29,9 +40,10 @@ class TrainConfig:
     # Mode-seeking regulariser (Mao et al., 2019): rewards G for mapping different z of one digit
     # to different images, the cure for the conditional GAN's one-prototype-per-digit collapse.
     mode_seeking: float = 0.25
-    # Weight of the auxiliary classification loss (AC-GAN, Odena et al., 2017): D learns the digit
-    # of real images and G is rewarded when its images are read as the digit asked for.
-    aux_classifier: float = 0.1
+    # Weight of the auxiliary classification loss over the steps (AC-GAN, Odena et al., 2017): D
+    # learns the digit of real images and G is rewarded when its images are read as the digit
+    # asked for. It trades conditional accuracy against recall (training/README.md).
+    aux_classifier_schedule: StepSchedule = RECIPE_AUX_CLASSIFIER
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     seed: int = 0
@@ -43,7 +55,28 @@ class TrainConfig:
     limit_samples: int | None = None  # train on the first N digits only (tests, smoke runs)
 
 
+# Where a run keeps its files and how it reports: not part of what it trains.
+RUN_FIELDS = frozenset(
+    {
+        "data_dir", "store", "run_dir", "version", "parent", "device", "checkpoint_every",
+        "sample_every", "log_every", "resume",
+    }
+)  # fmt: skip
+
+
 def discriminator_config(config: TrainConfig) -> DiscriminatorConfig:
-    """The critic a run builds. Its AC-GAN head exists only when its loss is on: DDP rejects
-    parameters without gradients."""
-    return replace(config.discriminator, classifier_head=config.aux_classifier > 0)
+    """The critic a run builds. Its AC-GAN head exists when the weight is above 0 at some step
+    of the schedule (whatever the run's length, so that a resumed run finds the same critic);
+    with the term off throughout it is left out, since DDP rejects parameters without gradients."""
+    return replace(config.discriminator, classifier_head=config.aux_classifier_schedule.peak > 0)
+
+
+def recipe_record(config: TrainConfig) -> dict[str, Any]:
+    """The manifest's account of the recipe: its name and the fields this run changed."""
+    default = TrainConfig()
+    changed = [
+        f.name
+        for f in fields(TrainConfig)
+        if f.name not in RUN_FIELDS and getattr(config, f.name) != getattr(default, f.name)
+    ]
+    return {"name": RECIPE, "changed": changed}

@@ -3,11 +3,15 @@ precision/recall (Kynkaanniemi et al., 2019, k=3) and within-digit diversity."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 
 from gan.networks import NUM_CLASSES, Classifier, Generator
 from gan.sampling import from_uint8, latents_for_seeds, to_uint8
-from training.data import Split
+from gan.store import ModelStore
+from training.data import Split, load_split
 
 NEIGHBOURS = 3
 
@@ -117,3 +121,17 @@ def real_data_floor(
     train_features, _ = classify(classifier, real_train.images[subset])
     test_features, _ = classify(classifier, real_test.images)
     return frechet_distance(test_features, train_features)
+
+
+def score(
+    generator: Generator, store: ModelStore, data_dir: str | Path | None, per_digit: int
+) -> dict[str, Any]:
+    """Every metric of a generator, judged by the store's classifier on ``per_digit`` samples
+    of each digit: what a version's manifest records (with the classifier's sha256)."""
+    classifier = store.load_classifier()
+    train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
+    fake = generate_per_digit(generator, per_digit)
+    metrics: dict[str, Any] = evaluate_samples(classifier, fake, test)
+    metrics["fid_real_floor"] = real_data_floor(classifier, train, test, len(fake))
+    metrics["classifier_sha256"] = store.classifier_manifest().weights_sha256
+    return metrics

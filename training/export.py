@@ -1,7 +1,13 @@
-"""Publishing a trained generator: its sample grid and a new version in the model store."""
+"""Publishing a trained generator: its sample grid and a new version in the model store.
+
+The EMA generator is staged in the store (a hidden directory no listing shows), evaluated there
+when asked, and only then published, its metrics already in the manifest, by one rename
+(``gan.staging``). A run killed at any point leaves no version behind.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,28 +18,60 @@ from torch import nn
 from gan.imaging import encode_png, tile
 from gan.networks import NUM_CLASSES
 from gan.sampling import to_uint8
-from gan.store import SAMPLES_FILE, WEIGHTS_FILE, Manifest, ModelStore, new_version_name
-from training.config import TrainConfig, discriminator_config
+from gan.store import (
+    SAMPLES_FILE,
+    WEIGHTS_FILE,
+    Manifest,
+    ModelStore,
+    VersionExists,
+    new_version_name,
+)
+from training.config import TrainConfig, discriminator_config, recipe_record
 from training.data import checksums
 from training.ema import WARMUP_RULE
+from training.evaluate import score
+from training.progress import Phase
+
+# The sample grid's latents: GRID_SEED seeds one torch generator that draws all 100 latents in
+# order, row by row; row d holds digit d. Every version of one latent size shows the same latents.
+GRID_SEED = 1234
+GRID_COLUMNS = 10
 
 
 def sample_grid(generator: nn.Module, latent_dim: int, device: torch.device) -> bytes:
     """10x10 PNG grid: row d holds ten samples of digit d from fixed latents."""
-    rng = torch.Generator().manual_seed(1234)
-    z = torch.randn(10 * NUM_CLASSES, latent_dim, generator=rng).to(device)
-    labels = torch.arange(NUM_CLASSES).repeat_interleave(10).to(device)
+    rng = torch.Generator().manual_seed(GRID_SEED)
+    z = torch.randn(GRID_COLUMNS * NUM_CLASSES, latent_dim, generator=rng).to(device)
+    labels = torch.arange(NUM_CLASSES).repeat_interleave(GRID_COLUMNS).to(device)
     was_training = generator.training
     generator.eval()
     with torch.inference_mode():
         images = to_uint8(generator(z, labels)).numpy()
     generator.train(was_training)
-    return encode_png(tile(images, columns=10), {"Description": "sample grid, rows are digits 0-9"})
+    description = {"Description": "sample grid, rows are digits 0-9"}
+    return encode_png(tile(images, columns=GRID_COLUMNS), description)
 
 
-def export(config: TrainConfig, ema_generator: nn.Module, resumed_at_step: int = 0) -> str:
-    """Publish the EMA generator as a new version in the model store. A resumed run records the
-    step it resumed at: the configuration before it may have differed."""
+def check_publishable(config: TrainConfig, evaluate: bool) -> None:
+    """Refuse, before any training, a run whose end could not publish: a version name that is
+    invalid or taken, or (with evaluation) a store without a classifier that loads."""
+    store = ModelStore(config.store)
+    if config.version is not None and store.version_dir(config.version).exists():
+        raise VersionExists(f"model version {config.version!r} already exists in {store.root}")
+    if evaluate:
+        store.load_classifier()
+
+
+def export(
+    config: TrainConfig,
+    ema_generator: nn.Module,
+    resumed_at_step: int = 0,
+    evaluate_per_digit: int | None = None,
+    phase: Callable[[Phase], None] = lambda _: None,
+) -> str:
+    """Stage the EMA generator as a new version, evaluate it there if ``evaluate_per_digit``
+    (announcing the "evaluating" phase), then publish it ("publishing"); returns the version.
+    A resumed run records the step it resumed at: the configuration before it may have differed."""
     version = config.version or new_version_name()
     device = next(ema_generator.parameters()).device
     grid = sample_grid(ema_generator, config.generator.latent_dim, device)
@@ -42,30 +80,36 @@ def export(config: TrainConfig, ema_generator: nn.Module, resumed_at_step: int =
         version=version,
         architecture=config.generator.to_dict(),
         weights_file=WEIGHTS_FILE,
-        weights_sha256="",  # filled in by publish() from the bytes it writes
+        weights_sha256="",  # filled in by staging from the bytes it writes
         training=training_record(config, resumed_at_step),
         data={"mnist_md5": checksums(config.data_dir)},
         parent=config.parent,
     )
-    ModelStore(config.store).publish(
-        manifest,
-        ema_generator.state_dict(),
-        extra_files=lambda directory: _write(directory / SAMPLES_FILE, grid),
-    )
+    store = ModelStore(config.store)
+
+    def write_grid(directory: Path) -> None:
+        (directory / SAMPLES_FILE).write_bytes(grid)
+
+    with store.stage(manifest, ema_generator.state_dict(), write_grid) as staged:
+        metrics = None
+        if evaluate_per_digit is not None:
+            phase("evaluating")
+            generator = staged.load_generator()
+            metrics = score(generator, store, config.data_dir, evaluate_per_digit)
+        phase("publishing")
+        staged.publish(metrics)
     return version
 
 
 def training_record(config: TrainConfig, resumed_at_step: int) -> dict[str, Any]:
-    """The manifest's training section: the run's options, the generator's own architecture
-    left to the manifest's ``architecture``."""
+    """The manifest's training section: the run's options (the schedule in the syntax the CLI
+    reads), the generator's own architecture left to the manifest's ``architecture``."""
     training: dict[str, Any] = asdict(config)
     training.pop("generator")
     training.pop("discriminator")
+    training["aux_classifier_schedule"] = str(config.aux_classifier_schedule)
     training["discriminator_architecture"] = discriminator_config(config).to_dict()
     training["ema_warmup"] = WARMUP_RULE
     training["resumed_at_step"] = resumed_at_step
+    training["recipe"] = recipe_record(config)
     return training
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.write_bytes(data)

@@ -1,4 +1,5 @@
-"""Progress reporting: a tqdm bar for people, JSON lines for machines (the jobs API reads them)."""
+"""Progress reporting: a tqdm bar for people, JSON lines for machines (the jobs API reads them):
+the run's phases (training, evaluating, publishing) and, while it trains, its progress."""
 
 from __future__ import annotations
 
@@ -11,16 +12,30 @@ from torch import Tensor
 from tqdm import tqdm
 
 ProgressMode = Literal["bar", "jsonl", "none"]
+Phase = Literal["training", "evaluating", "publishing"]
 
 
 class ProgressReporter:
-    def __init__(self, mode: ProgressMode, total_steps: int, initial_step: int = 0) -> None:
+    """Where a run's events go: JSON lines on stdout, a tqdm bar (with the phases written above
+    it) on stderr, or nowhere."""
+
+    def __init__(self, mode: ProgressMode) -> None:
         self.mode = mode
-        self._bar = (
-            tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
-            if mode == "bar"
-            else None
-        )
+        self._bar: tqdm[Any] | None = None
+        self._last_step = 0
+
+    def phase(self, phase: Phase) -> None:
+        """Announce what the run does next: ``{"event": "phase", "phase": ...}``."""
+        if self.mode == "jsonl":
+            print(json.dumps({"event": "phase", "phase": phase}), file=sys.stdout, flush=True)
+        elif self.mode == "bar":
+            tqdm.write(f"phase: {phase}", file=sys.stderr)
+
+    def start_bar(self, total_steps: int, initial_step: int) -> None:
+        if self.mode == "bar":
+            self._bar = tqdm(
+                total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True
+            )
         self._last_step = initial_step
 
     def update(self, event: dict[str, Any]) -> None:
@@ -36,6 +51,7 @@ class ProgressReporter:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
 
 
 class TrainingProgress:
@@ -44,7 +60,7 @@ class TrainingProgress:
 
     def __init__(
         self,
-        mode: ProgressMode,
+        reporter: ProgressReporter,
         total_steps: int,
         start_step: int,
         log_every: int,
@@ -53,7 +69,8 @@ class TrainingProgress:
     ) -> None:
         self.total_steps, self.log_every = total_steps, log_every
         self.images_per_step, self.sample_grid = images_per_step, sample_grid
-        self.reporter = ProgressReporter(mode, total_steps, initial_step=start_step)
+        self.reporter = reporter
+        reporter.start_bar(total_steps, start_step)
         self._window_start, self._window_steps = time.perf_counter(), 0
 
     def after_step(self, done: int, epoch: int, loss_d: Tensor, loss_g: Tensor) -> None:

@@ -2,9 +2,10 @@
 
 ``train`` reads top to bottom: place the process (device, torchrun rank), load the data, build the
 networks and optimisers, resume from the checkpoint if asked, then per step one batch, one update
-of D, one of G and one of the EMA, with the sample grid, the checkpoint and a progress line when
-they are due; at the end rank 0 publishes the EMA generator. The functions below it are those
-steps, in that order.
+of D, one of G and one of the EMA (with the step's AC-GAN weight from its schedule), with the
+sample grid, the checkpoint and a progress line when they are due; at the end rank 0 stages the
+EMA generator, evaluates it if asked, and publishes it (``training.export``). The functions below
+it are those steps, in that order.
 """
 
 from __future__ import annotations
@@ -32,13 +33,20 @@ from training.config import Loss, TrainConfig, discriminator_config
 from training.data import load_split
 from training.distributed import Distributed, place
 from training.ema import ema_of
-from training.export import export, sample_grid
-from training.progress import ProgressMode, TrainingProgress
+from training.export import check_publishable, export, sample_grid
+from training.progress import ProgressMode, ProgressReporter, TrainingProgress
 
 
-def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | None:
-    """Train, checkpoint, and publish the EMA generator; returns the version (rank 0) or None."""
+def train(
+    config: TrainConfig, progress_mode: ProgressMode = "none", evaluate_per_digit: int | None = None
+) -> str | None:
+    """Train, checkpoint, and publish the EMA generator (evaluated first with
+    ``evaluate_per_digit`` samples of each digit, if given); returns the version (rank 0) or
+    None. Rank 0 announces the phases: training, then evaluating (if asked), then publishing."""
+    check_publishable(config, evaluate_per_digit is not None)
     ddp, device = place(config.device)
+    reporter = ProgressReporter(progress_mode if ddp.is_main else "none")
+    reporter.phase("training")
     torch.manual_seed(config.seed + ddp.rank)
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +59,7 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
 
     batches = Batches(images, labels, config, ddp, memory_format(device))
     progress = TrainingProgress(
-        progress_mode if ddp.is_main else "none",
+        reporter,
         config.steps,
         start_step,
         config.log_every,
@@ -60,7 +68,8 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
     )
     for step in range(start_step, config.steps):
         real, real_labels = batches.at(step)
-        loss_d, loss_g = train_step(config, nets, real, real_labels)
+        aux_weight = config.aux_classifier_schedule.at(step)
+        loss_d, loss_g = train_step(config, nets, real, real_labels, aux_weight)
         done = step + 1
         if ddp.is_main and due(done, config.sample_every, config.steps):
             grid = sample_grid(nets.ema.module, config.generator.latent_dim, device)
@@ -69,12 +78,11 @@ def train(config: TrainConfig, progress_mode: ProgressMode = "none") -> str | No
             save_checkpoint(checkpoint, done, architectures(config), nets.parts())
         progress.after_step(done, batches.epoch(step), loss_d, loss_g)
     progress.close()
-
-    version = None
-    if ddp.is_main:
-        version = export(config, nets.ema.module, resumed_at_step=start_step)
-        progress.exported(version)
-    ddp.close()
+    ddp.close()  # the other ranks are done; rank 0 alone evaluates and publishes
+    if not ddp.is_main:
+        return None
+    version = export(config, nets.ema.module, start_step, evaluate_per_digit, reporter.phase)
+    progress.exported(version)
     return version
 
 
@@ -191,14 +199,20 @@ class Batches:
 
 
 def train_step(
-    config: TrainConfig, nets: Networks, real: torch.Tensor, real_labels: torch.Tensor
+    config: TrainConfig,
+    nets: Networks,
+    real: torch.Tensor,
+    real_labels: torch.Tensor,
+    aux_weight: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One update of D, then of G on the same fakes, then of the EMA; returns D's and G's loss."""
+    """One update of D, then of G on the same fakes, then of the EMA, with this step's AC-GAN
+    weight; returns D's and G's loss."""
     count = len(real_labels)
     z = torch.randn(count, config.generator.latent_dim).to(real.device)
     fake_labels = paired_labels(count).to(real.device)
-    loss_d, fake = discriminator_step(config, nets, real, real_labels, z, fake_labels)
-    loss_g = generator_step(config, nets, fake, fake_labels, z)
+    step = Step(z, fake_labels, aux_weight)
+    loss_d, fake = discriminator_step(config, nets, real, real_labels, step)
+    loss_g = generator_step(config, nets, fake, step)
     nets.ema.update_parameters(nets.generator)
     return loss_d, loss_g
 
@@ -208,23 +222,31 @@ def paired_labels(count: int) -> torch.Tensor:
     return torch.randint(NUM_CLASSES, (count - count // 2,)).repeat(2)[:count]
 
 
+@dataclass(frozen=True)
+class Step:
+    """What one step draws for G (latents and the digits asked for) and its AC-GAN weight."""
+
+    z: torch.Tensor
+    fake_labels: torch.Tensor
+    aux_weight: float
+
+
 def discriminator_step(
     config: TrainConfig,
     nets: Networks,
     real: torch.Tensor,
     real_labels: torch.Tensor,
-    z: torch.Tensor,
-    fake_labels: torch.Tensor,
+    step: Step,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate the fakes and update D on them and the real batch; returns D's loss and the fakes
     (still attached to G's graph, for G's update)."""
     with nets.autocast:
-        fake = nets.g_train(z, fake_labels)
+        fake = nets.g_train(step.z, step.fake_labels)
         real_score, real_logits = nets.d_train(real, real_labels)
-        fake_score, _ = nets.d_train(fake.detach(), fake_labels)
+        fake_score, _ = nets.d_train(fake.detach(), step.fake_labels)
         loss_d = discriminator_loss(config.loss, real_score, fake_score)
         if real_logits is not None:
-            loss_d = loss_d + config.aux_classifier * F.cross_entropy(real_logits, real_labels)
+            loss_d = loss_d + step.aux_weight * F.cross_entropy(real_logits, real_labels)
     nets.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     nets.opt_d.step()
@@ -232,21 +254,17 @@ def discriminator_step(
 
 
 def generator_step(
-    config: TrainConfig,
-    nets: Networks,
-    fake: torch.Tensor,
-    fake_labels: torch.Tensor,
-    z: torch.Tensor,
+    config: TrainConfig, nets: Networks, fake: torch.Tensor, step: Step
 ) -> torch.Tensor:
     """Update G against the updated D, with the AC-GAN and mode-seeking terms when they are on."""
-    half = len(fake_labels) // 2
+    half = len(step.fake_labels) // 2
     with nets.autocast:
-        fake_score, fake_logits = nets.d_train(fake, fake_labels)
+        fake_score, fake_logits = nets.d_train(fake, step.fake_labels)
         loss_g = generator_loss(config.loss, fake_score)
         if fake_logits is not None:
-            loss_g = loss_g + config.aux_classifier * F.cross_entropy(fake_logits, fake_labels)
+            loss_g = loss_g + step.aux_weight * F.cross_entropy(fake_logits, step.fake_labels)
         if config.mode_seeking > 0 and half > 0:
-            loss_g = loss_g + config.mode_seeking * mode_seeking_penalty(fake, z, half)
+            loss_g = loss_g + config.mode_seeking * mode_seeking_penalty(fake, step.z, half)
     nets.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     nets.opt_g.step()

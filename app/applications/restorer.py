@@ -32,6 +32,7 @@ from gan.imaging import GENERATOR_NAME, encode_png
 from gan.restoration import Restoration, restore
 
 log = logging.getLogger(__name__)
+SCORE_DECIMALS = 6  # a share of 5e-324 is 0.0 to a reader
 
 
 @dataclass(frozen=True)
@@ -218,8 +219,10 @@ def restore_response(result: RestoreResult, task: RestoreTask) -> RestoreRespons
         model_version=result.version,
         digit=restoration.digit,
         digit_given=task.digit is not None,
-        score=restoration.score,
-        scores={str(digit): share for digit, share in restoration.scores.items()},
+        score=round(restoration.score, SCORE_DECIMALS),
+        scores={
+            str(digit): round(share, SCORE_DECIMALS) for digit, share in restoration.scores.items()
+        },
         reconstruction_error=restoration.error,
         damaged_pixels=int(task.missing.sum()),
         steps=task.steps,

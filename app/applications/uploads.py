@@ -41,6 +41,7 @@ MASK_THRESHOLD = 128  # mask pixels this light or lighter mark damage
 JSON_TYPES = {"application/json"}
 FORM_TYPES = {"multipart/form-data"}
 UPLOAD_FILES = ("image", "mask")
+MAX_UPLOAD_SIDE = 1024  # pixels a side of a square upload (it is scaled down to 28)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_HEADER_BYTES = 24  # signature, IHDR length and type, width, height
 
@@ -152,15 +153,18 @@ async def read_form(request: Request) -> dict[str, str | bytes]:
 
 
 def decode_png(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """PNG bytes -> (28x28 uint8 greyscale, 28x28 uint8 alpha or None). The size is checked
-    from the header before any pixel is decompressed."""
+    """PNG bytes -> (28x28 uint8 greyscale, 28x28 uint8 alpha or None). Any square from 28 to
+    ``MAX_UPLOAD_SIDE`` pixels a side is accepted (the service's own ``scale=4`` PNGs too) and
+    scaled down by area averaging (Pillow's BOX filter). The size is checked from the header
+    before any pixel is decompressed."""
     location = ("body", name)
     size = _png_size(data)
-    if size is not None and size != (IMAGE_SIDE, IMAGE_SIDE):
+    if size is not None and not _acceptable(size):
         width, height = size
         raise invalid(
             location,
-            f"image is {width}x{height} pixels, expected {IMAGE_SIDE}x{IMAGE_SIDE}",
+            f"image is {width}x{height} pixels: send a square of {IMAGE_SIDE} to "
+            f"{MAX_UPLOAD_SIDE} pixels a side (it is scaled to {IMAGE_SIDE}x{IMAGE_SIDE})",
             f"<{len(data)} bytes>",
         )
     try:
@@ -168,9 +172,23 @@ def decode_png(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
                 image.load()
-                return _grey_and_alpha(image)
+                grey, alpha = _grey_and_alpha(image)
     except Exception:  # Pillow raises many types on malformed input; all mean "not a PNG"
         raise invalid(location, "not a readable PNG image", f"<{len(data)} bytes>") from None
+    return _to_side(grey), None if alpha is None else _to_side(alpha)
+
+
+def _acceptable(size: tuple[int, int]) -> bool:
+    width, height = size
+    return width == height and IMAGE_SIDE <= width <= MAX_UPLOAD_SIDE
+
+
+def _to_side(channel: np.ndarray) -> np.ndarray:
+    """A square uint8 channel scaled down to 28x28 by area averaging (a no-op at 28x28)."""
+    if channel.shape == (IMAGE_SIDE, IMAGE_SIDE):
+        return channel
+    small = Image.fromarray(channel).resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.uint8).copy()
 
 
 def _png_size(data: bytes) -> tuple[int, int] | None:
@@ -202,28 +220,32 @@ def _missing(
         raise invalid(
             ("body", "mask_rule"), "give a mask image or a mask_rule, not both", parsed.mask_rule
         )
+    # Neither: the safest rule, transparent. It flags only pixels erased on purpose (an MNIST
+    # digit has no alpha), where "white" would also flag the strokes of most real digits.
+    rule = parsed.mask_rule or "transparent"
     if mask is not None:
         mask_grey, mask_alpha = decode_png(mask, "mask")
         missing = mask_grey >= MASK_THRESHOLD
         if mask_alpha is not None:  # a transparent mask pixel marks nothing
             missing &= mask_alpha > 0
         field = "mask"
-    elif parsed.mask_rule == "white":
+    elif rule == "white":
         missing, field = grey == 255, "mask_rule"
-    elif parsed.mask_rule == "black":
+    elif rule == "black":
         missing, field = grey == 0, "mask_rule"
-    elif parsed.mask_rule == "transparent":
-        if alpha is None:
-            raise invalid(
-                ("body", "mask_rule"),
-                "mask_rule=transparent needs an image with an alpha channel",
-                "transparent",
-            )
+    elif alpha is not None:
         missing, field = alpha == 0, "mask_rule"
+    elif parsed.mask_rule == "transparent":
+        raise invalid(
+            ("body", "mask_rule"),
+            "mask_rule=transparent needs an image with an alpha channel",
+            "transparent",
+        )
     else:
         raise invalid(
             ("body", "mask"),
-            "give a mask image (damaged pixels light) or a mask_rule (white, black or transparent)",
+            "mark the damage: a mask image (damaged pixels light), transparent pixels in the "
+            "image (the default rule), or mask_rule white or black",
             None,
         )
     if missing.all():

@@ -25,7 +25,14 @@ from app.serving.errors import (
     VersionMismatchError,
 )
 from gan.restoration import NothingKnownError, RestorationError
-from gan.store import IntegrityError, InvalidVersionName, StoreError, VersionExists, VersionNotFound
+from gan.store import (
+    IntegrityError,
+    InvalidVersionName,
+    StoreError,
+    VersionActive,
+    VersionExists,
+    VersionNotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     InvalidVersionName: 422,
     IntegrityError: 409,
     VersionExists: 409,
+    VersionActive: 409,
     JobConflictError: 409,
     IdempotencyConflictError: 409,
     JobStateError: 409,

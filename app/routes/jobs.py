@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from app.deps import AdminDep, IsAdminDep, JsonBodyDep, Services, ServicesDep
 from app.http.responses import ADMIN, NOT_JSON, UNREADABLE_BODY
-from app.limits import check_fields
+from app.limits import MAX_JOB_STEPS, check, check_fields, raise_if_any
 from app.retraining.database import TERMINAL_STATES, JobRecord
 from app.schemas.common import ErrorResponse
-from app.schemas.jobs import JobParams, JobResponse
+from app.schemas.jobs import Estimate, JobRequest, JobResponse
 from gan.store import SAMPLES_FILE
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -53,7 +53,7 @@ def get_job(services: Services, job_id: str) -> JobRecord:
     summary="Start a retraining job",
 )
 async def start_job(
-    params: JobParams,
+    params: JobRequest,
     response: Response,
     services: ServicesDep,
     idempotency_key: Annotated[
@@ -62,7 +62,8 @@ async def start_job(
     ] = None,
 ) -> JobResponse:
     check_fields(params, services.settings)
-    job, _ = await services.jobs.submit(params.model_dump(), idempotency_key)
+    wanted = {"preset": params.preset} if params.preset else params.model_dump(exclude={"preset"})
+    job, _ = await services.jobs.submit(wanted, idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
     return to_response(job, admin=True)
 
@@ -70,6 +71,25 @@ async def start_job(
 @router.get("", response_model=list[JobResponse], summary="List jobs, newest first")
 async def list_jobs(services: ServicesDep, admin: IsAdminDep) -> list[JobResponse]:
     return [to_response(job, admin) for job in services.jobs.db.recent()]
+
+
+@router.get(
+    "/estimate",
+    response_model=Estimate,
+    dependencies=[AdminDep],
+    responses={**ADMIN},
+    summary="How long a job would take on this host (measured now), before starting it",
+)
+async def estimate_job(
+    services: ServicesDep,
+    steps: Annotated[int | None, Query(ge=1, description="the job's steps")] = None,
+    batch_size: Annotated[int | None, Query(ge=2, le=1024)] = None,
+    preset: Annotated[Literal["shipped"] | None, Query(description="the shipped recipe")] = None,
+) -> Estimate:
+    if steps is not None:
+        raise_if_any(check(MAX_JOB_STEPS, ("query", "steps"), steps, services.settings))
+    params = {"preset": preset} if preset else {"steps": steps, "batch_size": batch_size}
+    return Estimate(**await services.jobs.estimate(params))
 
 
 @router.get(

@@ -33,10 +33,19 @@ def describe(manifest: Manifest, active: str) -> ModelVersion:
     )
 
 
-@router.get("", response_model=list[ModelVersion], summary="All versions; the served one is active")
+@router.get(
+    "",
+    response_model=list[ModelVersion],
+    summary="All versions; the served one is active, a broken one says its problem",
+)
 async def list_models(services: ServicesDep) -> list[ModelVersion]:
     active = services.worker.version
-    return [describe(manifest, active) for manifest in services.registry.versions()]
+    good = [describe(manifest, active) for manifest in services.registry.versions()]
+    broken = [
+        ModelVersion(version=version, active=False, problem=problem)
+        for version, problem in sorted(services.store.broken().items())
+    ]
+    return good + broken
 
 
 @router.get(

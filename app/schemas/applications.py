@@ -113,7 +113,9 @@ class RestoreRequest(RestoreOptions):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"image": "iVBORw0KGgo...", "mask_rule": "white", "format": "base64"}]
+            "examples": [
+                {"image": "iVBORw0KGgo...", "mask_rule": "transparent", "format": "base64"}
+            ]
         }
     )
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from app.limits import MAX_JOB_STEPS
 from app.schemas.common import json_number
 from gan.networks import Upsampling
+
+# STEP:WEIGHT pairs, e.g. "0:0.1,18000:0.05"; the training CLI checks the rest (order, step 0).
+SCHEDULE_PATTERN = r"^\d+:\d+(\.\d+)?(,\d+:\d+(\.\d+)?)*$"
 
 
 class JobParams(BaseModel):
@@ -32,7 +36,19 @@ class JobParams(BaseModel):
     beta2: float = Field(0.999, ge=0, lt=1)
     ema_decay: float = Field(0.999, ge=0, lt=1)
     mode_seeking: float = Field(0.25, ge=0, le=100, description="mode-seeking regulariser weight")
-    aux_classifier: float = Field(0.1, ge=0, le=100, description="AC-GAN classification weight")
+    aux_classifier: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="one AC-GAN weight for the whole run (replaces the schedule)",
+    )
+    aux_classifier_schedule: str = Field(
+        "0:0.1,18000:0.05,22000:0.075",
+        pattern=SCHEDULE_PATTERN,
+        max_length=1000,
+        description="AC-GAN weight from each step on, STEP:WEIGHT,... starting at step 0 (the "
+        "shipped recipe's by default)",
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     latent_dim: int = Field(64, ge=1, le=512)
     embed_dim: int = Field(32, ge=1, le=512)
@@ -54,6 +70,36 @@ class JobParams(BaseModel):
     @classmethod
     def _json_number(cls, value: object) -> object:
         return json_number(value)
+
+
+class JobRequest(JobParams):
+    """POST /jobs: the parameters, or a preset that stands for all of them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"steps": 2000, "batch_size": 64}, {"preset": "shipped"}]},
+    )
+
+    preset: Literal["shipped"] | None = Field(
+        None,
+        description="shipped: train exactly the shipped model's recipe (its steps and schedules); "
+        "no other parameter may be given with it",
+    )
+
+    @model_validator(mode="after")
+    def _preset_alone(self) -> JobRequest:
+        others = sorted(self.model_fields_set - {"preset"})
+        if self.preset is not None and others:
+            raise PydanticCustomError(
+                "preset_alone", "a preset sets every parameter: drop {others}", {"others": others}
+            )
+        return self
+
+
+class Estimate(BaseModel):
+    seconds: float | None = Field(description="training time: steps x images per step / images/s")
+    images_per_s: float | None = Field(description="training throughput measured on this host now")
+    steps: int | None
+    basis: str = Field(description="how the estimate was made, and what it leaves out")
 
 
 class JobResponse(BaseModel):
@@ -79,17 +125,21 @@ class JobResponse(BaseModel):
 
 
 class ModelVersion(BaseModel):
+    """A version of the store; a broken entry (unreadable manifest, foreign or tampered
+    content) has only its name and its ``problem``, and cannot be activated."""
+
     model_config = ConfigDict(protected_namespaces=())
 
     version: str
     active: bool
-    created_at: str
-    parent: str | None
-    architecture: dict[str, object]
-    metrics: dict[str, object]
-    weights_sha256: str
-    training: dict[str, object]
-    samples_url: str
+    created_at: str | None = None
+    parent: str | None = None
+    architecture: dict[str, object] = Field(default_factory=dict)
+    metrics: dict[str, object] = Field(default_factory=dict)
+    weights_sha256: str | None = None
+    training: dict[str, object] = Field(default_factory=dict)
+    samples_url: str | None = None
+    problem: str | None = Field(None, description="why this entry cannot be served, if it cannot")
 
 
 class ActivateRequest(BaseModel):

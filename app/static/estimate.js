@@ -3,10 +3,10 @@
 import * as api from "./api.js";
 import { $ } from "./dom.js";
 import { formatDuration } from "./format.js";
+import { state } from "./state.js";
 
-// The shipped recipe's length (training/config.py, mnist-cgan-v2): 26,000 steps of 64 images.
-export const SHIPPED_RECIPE = { steps: 26000, batch_size: 64 };
 const DELAY_MS = 250;
+const NO_TOKEN = "Estimated time: type the admin token for the server's estimate.";
 const estimate = { timer: 0, asked: 0, text: "" };
 
 export const presetChosen = () =>
@@ -14,7 +14,7 @@ export const presetChosen = () =>
 
 // The estimate's query, or null when the fields cannot be read.
 function estimateQuery() {
-  if (presetChosen()) return { ...SHIPPED_RECIPE, preset: "shipped" };
+  if (presetChosen()) return { preset: "shipped" }; // the server knows the recipe's length
   const steps = Number($("job-steps").value || 2000);
   const batch = Number($("job-batch-size").value || 64);
   if (!Number.isInteger(steps) || !Number.isInteger(batch) || steps < 1 || batch < 2) return null;
@@ -27,7 +27,8 @@ function show(text) {
 }
 
 // The latest estimate in a few words ("about 3 min 20 s"), for the job's start message.
-export const latestEstimate = () => estimate.text.replace(/^Estimated time: /, "");
+export const latestEstimate = () =>
+  estimate.text.replace(/^Estimated time: /, "estimated ").replace(/\.$/, "");
 
 export function scheduleEstimate() {
   clearTimeout(estimate.timer);
@@ -41,6 +42,10 @@ async function updateEstimate() {
     return;
   }
   const current = ++estimate.asked;
+  if (!state.token) {
+    show(NO_TOKEN);
+    return;
+  }
   let text;
   try {
     text = await estimateText(await api.getEstimate(query));
@@ -51,9 +56,7 @@ async function updateEstimate() {
 }
 
 async function estimateText(response) {
-  if (response.status === 401) {
-    return "Estimated time: type the admin token to get the server's estimate.";
-  }
+  if (response.status === 401) return NO_TOKEN;
   if (response.status === 422) {
     const problem = await api.explain(response);
     const ours = problem.fields.every((f) => f === "steps" || f === "batch_size");
@@ -63,9 +66,10 @@ async function estimateText(response) {
   return describeEstimate(await response.json());
 }
 
-export function describeEstimate({ seconds, images_per_s: rate, basis }) {
+export function describeEstimate({ seconds, images_per_s: rate, steps, basis }) {
   const time = typeof seconds === "number" ? `about ${formatDuration(seconds)}` : "unknown";
   const parts = [];
+  if (typeof steps === "number") parts.push(`${steps.toLocaleString("en")} steps`);
   if (typeof rate === "number") parts.push(`${Math.round(rate).toLocaleString("en")} images/s`);
   if (basis) parts.push(basis);
   return `Estimated time: ${time}${parts.length ? ` (${parts.join("; ")})` : ""}.`;

@@ -18,6 +18,13 @@ const FIELD_LABELS = {
   g_channels: "Generator channels",
   d_channels: "Discriminator channels",
   eval_per_digit: "Evaluation samples per digit",
+  preset: "Recipe",
+  digits: "Digits",
+  per_digit: "Images per digit",
+  format: "Format",
+  version: "Model version",
+  image: "The digit",
+  mask: "The damage",
 };
 
 export function percent(value) {

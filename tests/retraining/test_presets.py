@@ -1,0 +1,131 @@
+"""How a job reaches the training CLI: its options (a preset passes none, so the CLI trains the
+shipped recipe), the time estimate before it starts, and a store with broken entries."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.retraining.manager import recipe_options
+from gan.store import MANIFEST_FILE, ModelStore
+from gan.testing import publish_random_generator
+from support.jobs import AUTH, make_settings, wait_for_state
+from support.models import TINY_GENERATOR
+
+RECORD = "import json, sys; open({path!r}, 'w').write(json.dumps(sys.argv[1:]))"
+SPEED_LINE = {"images_per_s": 500.0, "steps": 26000, "estimated_training_s": 3328.0,
+              "timed_steps": 24, "device": "cpu"}  # fmt: skip
+
+
+def test_options_skip_unset_values_and_one_weight_replaces_the_schedule() -> None:
+    params: dict[str, Any] = {
+        "steps": 10, "aux_classifier": None, "aux_classifier_schedule": "0:0.1,5:0.05",
+        "conditional_norm": False, "loss": "hinge",
+    }  # fmt: skip
+    assert recipe_options(params) == [
+        "--steps", "10", "--aux-classifier-schedule", "0:0.1,5:0.05", "--no-conditional-norm",
+        "--loss", "hinge",
+    ]  # fmt: skip
+    params["aux_classifier"] = 0.2
+    assert "--aux-classifier-schedule" not in recipe_options(params)
+    assert recipe_options(params)[2:4] == ["--aux-classifier", "0.2"]
+
+
+def recording_client(
+    store: ModelStore, tmp_path: Path, mnist_dir: Path, factory: Callable[..., TestClient]
+) -> tuple[TestClient, Path]:
+    record = tmp_path / "argv.json"
+    command = [sys.executable, "-c", RECORD.format(path=str(record))]
+    settings = make_settings(store, tmp_path, mnist_dir, training_command=command)
+    return factory(settings), record
+
+
+def test_the_shipped_preset_passes_no_recipe_option(
+    job_store: ModelStore,
+    tmp_path: Path,
+    mnist_dir: Path,
+    client_factory: Callable[..., TestClient],
+) -> None:
+    client, record = recording_client(job_store, tmp_path, mnist_dir, client_factory)
+    job = client.post("/jobs", json={"preset": "shipped"}, headers=AUTH)
+    assert job.status_code == 202, job.text
+    wait_for_state(client, job.json()["id"], {"failed"})  # the stand-in trains nothing
+    argv = json.loads(record.read_text())
+    assert argv[0] == "train" and "--evaluate" in argv and "--data-dir" in argv
+    options = {arg for arg in argv if arg.startswith("--")}
+    assert options == {
+        "--store", "--run-dir", "--version", "--parent", "--progress", "--evaluate", "--data-dir"
+    }  # fmt: skip
+    assert job.json()["params"] == {"preset": "shipped"}
+
+
+def test_a_preset_takes_no_other_parameter(client_factory: Callable[..., TestClient],
+                                           job_store: ModelStore, tmp_path: Path,
+                                           mnist_dir: Path) -> None:  # fmt: skip
+    client = client_factory(make_settings(job_store, tmp_path, mnist_dir))
+    response = client.post("/jobs", json={"preset": "shipped", "steps": 5}, headers=AUTH)
+    assert response.status_code == 422
+    assert "steps" in response.text and "preset" in response.text
+
+
+def test_the_estimate_is_the_speed_commands_measurement(
+    job_store: ModelStore,
+    tmp_path: Path,
+    mnist_dir: Path,
+    client_factory: Callable[..., TestClient],
+) -> None:
+    script = f"import json, sys; print('warming up'); print(json.dumps({SPEED_LINE!r}))"
+    command = [sys.executable, "-c", script]
+    client = client_factory(make_settings(job_store, tmp_path, mnist_dir, training_command=command))
+    estimate = client.get("/jobs/estimate", params={"preset": "shipped"}, headers=AUTH).json()
+    assert estimate["seconds"] == 3328.0 and estimate["images_per_s"] == 500.0
+    assert estimate["steps"] == 26000 and "24 real training steps" in estimate["basis"]
+    assert (
+        client.get("/jobs/estimate").status_code == 403
+        or client.get("/jobs/estimate").status_code == 401
+    )  # admin only: the measurement costs CPU
+
+
+@pytest.mark.slow
+def test_the_real_speed_command_gives_an_estimate(
+    job_store: ModelStore,
+    tmp_path: Path,
+    mnist_dir: Path,
+    client_factory: Callable[..., TestClient],
+) -> None:
+    client = client_factory(make_settings(job_store, tmp_path, mnist_dir))
+    estimate = client.get(
+        "/jobs/estimate", params={"steps": 2000, "batch_size": 64}, headers=AUTH
+    ).json()
+    assert estimate["images_per_s"] > 0 and estimate["steps"] == 2000
+    assert estimate["seconds"] == pytest.approx(2000 * 64 / estimate["images_per_s"], rel=0.01)
+
+
+def test_a_broken_entry_is_listed_with_its_problem_and_refused(
+    job_store: ModelStore,
+    tmp_path: Path,
+    mnist_dir: Path,
+    client_factory: Callable[..., TestClient],
+) -> None:
+    publish_random_generator(job_store, "mangled", TINY_GENERATOR, seed=3, activate=False)
+    (job_store.version_dir("mangled") / MANIFEST_FILE).write_text("{not json")
+    publish_random_generator(job_store, "foreign", TINY_GENERATOR, seed=4, activate=False)
+    manifest = job_store.version_dir("foreign") / MANIFEST_FILE
+    manifest.write_text(manifest.read_text().replace('"generator.safetensors"', '"../../x"'))
+    client = client_factory(make_settings(job_store, tmp_path, mnist_dir))
+    listing = client.get("/models")
+    assert listing.status_code == 200
+    problems = {item["version"]: item["problem"] for item in listing.json()}
+    assert problems["tiny"] is None
+    assert problems["mangled"] and problems["foreign"]
+    for version in ("mangled", "foreign"):
+        refused = client.post(f"/models/{version}/activate", headers=AUTH, json={"force": True})
+        assert refused.status_code == 409, refused.text
+    assert client.get("/generate").status_code == 405  # the service is unaffected
+    assert client.post("/generate", json={"digit": 1}).status_code == 200
