@@ -13,15 +13,21 @@ PYTEST_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# `make serve` installs the runtime dependencies only; the dev tools (pytest, playwright, mypy,
+# schemathesis, the openai client...) come with the first command that needs them.
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.dev
 
-serve: install  ## start the service on the shipped model at http://127.0.0.1:8000
+serve: $(VENV)/.runtime  ## start the service on the shipped model at http://127.0.0.1:$${GAN_PORT:-8000}
 	$(BIN)/python -m app
 
 test: install lint typecheck pytest deploy-lint  ## everything CI runs

@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     reload_interval_s: float = Field(
         5.0, ge=0, description="how often to follow the store's ACTIVE pointer; 0 = never"
     )
-    state_dir: Path = Field(Path("var"), description="jobs database and job run directories")
+    state_dir: Path = Field(
+        Path("var"), description="jobs database and job run directories (git-ignored in a checkout)"
+    )
     data_dir: Path | None = Field(None, description="MNIST IDX directory used by retraining jobs")
     training_command: list[str] = Field(
         default_factory=lambda: ["{python}", "-m", "training"],
@@ -93,19 +95,23 @@ class Settings(BaseSettings):
     max_job_steps: int = limits.MAX_JOB_STEPS.field()
     job_cancel_grace_s: float = Field(10.0, ge=0, description="SIGTERM-to-SIGKILL wait on cancel")
     promotion: Literal["manual", "auto"] = Field(
-        "manual", description="auto: activate a new version that passes the gates"
+        "manual",
+        description="auto: a finished job's version is activated if it passes the gates; "
+        "manual: the operator activates (the gates apply to every activation, force overrides)",
     )
     gate_min_conditional_accuracy: float = Field(
-        0.95, ge=0, le=1, description="auto promotion: lowest conditional accuracy accepted"
+        0.95, ge=0, le=1, description="quality gate: lowest conditional accuracy accepted"
     )
-    gate_min_recall: float = Field(0.5, ge=0, le=1, description="auto promotion: lowest recall")
+    gate_min_recall: float = Field(
+        0.5, ge=0, le=1, description="quality gate: lowest recall accepted"
+    )
     gate_max_fid_ratio: float = Field(
-        1.1, gt=0, description="auto promotion: new FID at most this times the active one's"
+        1.1, gt=0, description="quality gate: new FID at most this times the active one's"
     )
     gate_tolerance: float = Field(
         0.005,
         ge=0,
-        description="auto promotion: accuracy, recall, diversity may drop this much below active",
+        description="quality gate: accuracy, recall, diversity may drop this much below active",
     )
 
     # Synthetic data sets (POST /datasets)

@@ -89,6 +89,7 @@ class DatasetPlan:
                 "per_digit": self.per_digit,
                 "seed": self.seed,
                 "format": self.format,
+                "version": version,
             },
             "files": files,
         }

@@ -8,10 +8,10 @@ from fastapi.responses import StreamingResponse
 from app.applications.datasets import DatasetPlan, DatasetStream
 from app.deps import JsonBodyDep, ServicesDep
 from app.http.disconnect import cancel_on_disconnect
-from app.http.responses import BUSY, NOT_JSON, UNREADABLE_BODY
+from app.http.responses import BUSY, NOT_JSON, PINNED_VERSION, UNREADABLE_BODY
 from app.limits import check_fields
 from app.schemas.applications import DatasetRequest
-from app.serving.identity import pick_seed
+from app.serving.identity import check_pinned, pick_seed
 
 router = APIRouter(tags=["applications"])
 
@@ -26,6 +26,7 @@ router = APIRouter(tags=["applications"])
             "as it is generated; X-Model-Version and X-Seed say how to regenerate it",
         },
         **UNREADABLE_BODY,
+        **PINNED_VERSION,
         **NOT_JSON,
         **BUSY,
     },
@@ -37,6 +38,7 @@ async def create_dataset(
 ) -> StreamingResponse:
     settings = services.settings
     check_fields(body, settings)
+    check_pinned(body.version, services.worker.version)
     seed = pick_seed(body.seed)
     plan = DatasetPlan(tuple(body.digits), body.per_digit, seed, body.format)
     stream = DatasetStream(

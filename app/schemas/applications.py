@@ -16,11 +16,23 @@ from app.limits import (
 from app.schemas.common import MAX_SAFE_INTEGER, json_integers
 from app.schemas.images import ImageFormat
 from gan.sampling import MAX_SEED
+from gan.store import VERSION_PATTERN
 
 DIGIT_COUNT = 10
 # Image i of a data set uses seed + i, so the whole range must stay a JSON-safe seed.
 MAX_DATASET_SEED = min(MAX_SEED, MAX_SAFE_INTEGER) - DIGIT_COUNT * DATASET_MAX_PER_DIGIT.hard_cap
 MAX_RESTORE_SEED = 2**31 - 1
+# A generated 7 (seed 1, mnist-cgan-v2) with a band erased to transparency: the example restores.
+EXAMPLE_DAMAGED_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAQAAADYBBcfAAABbUlEQVR42u2Uu0oDQRSG/9ldoxBRFEUR"
+    "0oiWCoKVoI2dL6BgZWMt4msIdr6Cb2Bj4wUJ2FjGIloJWnhDMdlNdj4LE5O9KoKds80Mc745Z898jBH6"
+    "1XCkf/BHoCtHrgrq146m1aeiRuW29kwCpf0d0aCBT42QJm/cU+cFnxoWi+WBOTrRXeAUARZLe3Rmn6uQ"
+    "Ku5XdFepVZ1HbOgU5+tOkqOhyH5Xeo/jHI9C9tJLFcLJAd+ZzAbzzD3G/A4sReJMItRkkuSbgzAYDC4T"
+    "lLGApUpvLIEXT9evTW2prku5WtKwjKQ3rcjPNkeIDSo0CQlaxoDlldloW+ICSI6W5SvQrU50o4KM0LO2"
+    "VUntWeSccaaZZ4RVngAI2KUnkS3lOjyGKDLDIwAhZcbSsThocClx2vq7e9a6tP4GHOQAH4vlhUMGsrCk"
+    "OUUuCIEm1yymdDO1q5JU05UCWQU60Fnuo5s4q8AC+6zjZZeZ6upfv3IfHdOzZ4NFO0gAAAAASUVORK5C"
+    "YII="
+)
 
 DatasetFormat = Literal["npz", "idx"]
 MaskRule = Literal["white", "black", "transparent"]
@@ -54,6 +66,12 @@ class DatasetRequest(BaseModel):
         ge=0,
         le=MAX_DATASET_SEED,
         description="image i uses seed+i, as in POST /generate; omit for random (see X-Seed)",
+    )
+    version: str | None = Field(
+        None,
+        pattern=VERSION_PATTERN.pattern,
+        description="draw only with this model version (404 when another one is active), so "
+        "that the request regenerates the same data set forever",
     )
     format: DatasetFormat = Field(
         "npz",
@@ -112,11 +130,7 @@ class RestoreRequest(RestoreOptions):
     """POST /restore as JSON: the images as base64 PNG (or data: URLs)."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"image": "iVBORw0KGgo...", "mask_rule": "transparent", "format": "base64"}
-            ]
-        }
+        json_schema_extra={"examples": [{"image": EXAMPLE_DAMAGED_PNG, "format": "base64"}]}
     )
 
     image: str = Field(description="the damaged digit: a 28x28 PNG, base64 or a data: URL")

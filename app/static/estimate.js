@@ -5,9 +5,12 @@ import { $ } from "./dom.js";
 import { formatDuration } from "./format.js";
 import { state } from "./state.js";
 
-const DELAY_MS = 250;
+const DELAY_MS = 600;
 const NO_TOKEN = "Estimated time: type the admin token for the server's estimate.";
-const estimate = { timer: 0, asked: 0, text: "" };
+const MEASURING = "Estimated time: measuring (the server times a few training steps)…";
+// One measurement at a time (each costs the server seconds of training); fields changed during
+// one are measured again once it is done.
+const estimate = { timer: 0, busy: false, again: false, text: "" };
 
 export const presetChosen = () =>
   document.querySelector("input[name=job-recipe]:checked")?.value === "shipped";
@@ -26,9 +29,12 @@ function show(text) {
   $("job-estimate").textContent = text;
 }
 
-// The latest estimate in a few words ("about 3 min 20 s"), for the job's start message.
-export const latestEstimate = () =>
-  estimate.text.replace(/^Estimated time: /, "estimated ").replace(/\.$/, "");
+// The latest estimate in a few words ("estimated about 3 min 20 s (...)") for the job's start
+// message; empty while none is known.
+export function latestEstimate() {
+  if (estimate.busy || !estimate.text.startsWith("Estimated time: ")) return "";
+  return estimate.text.replace(/^Estimated time: /, "estimated ").replace(/\.$/, "");
+}
 
 export function scheduleEstimate() {
   clearTimeout(estimate.timer);
@@ -36,23 +42,37 @@ export function scheduleEstimate() {
 }
 
 async function updateEstimate() {
+  if (estimate.busy) {
+    estimate.again = true;
+    return;
+  }
   const query = estimateQuery();
   if (query === null) {
     show("Estimated time: enter whole numbers of steps and images per batch.");
     return;
   }
-  const current = ++estimate.asked;
   if (!state.token) {
     show(NO_TOKEN);
     return;
   }
-  let text;
-  try {
-    text = await estimateText(await api.getEstimate(query));
-  } catch (error) {
-    text = `Estimated time: unknown (${api.networkError(error)})`;
+  estimate.busy = true;
+  show(MEASURING);
+  const text = await measure(query);
+  estimate.busy = false;
+  if (estimate.again) {
+    estimate.again = false;
+    updateEstimate();
+  } else {
+    show(text);
   }
-  if (current === estimate.asked) show(text);
+}
+
+async function measure(query) {
+  try {
+    return await estimateText(await api.getEstimate(query));
+  } catch (error) {
+    return `Estimated time: unknown (${api.networkError(error)})`;
+  }
 }
 
 async function estimateText(response) {

@@ -59,7 +59,9 @@ async function startJob() {
   const job = await response.json();
   const steps = Number(job.params.steps).toLocaleString("en");
   const recipe = params.preset ? "the shipped recipe, " : "";
-  say(message, `Job ${job.id} started (${recipe}${steps} steps; ${latestEstimate()}).`, "ok");
+  const estimated = latestEstimate();
+  const length = `${recipe}${steps} steps${estimated ? `; ${estimated}` : ""}`;
+  say(message, `Job ${job.id} started (${length}).`, "ok");
   attach(job);
 }
 

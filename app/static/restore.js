@@ -115,12 +115,12 @@ function showResult(result, before) {
 function readingRows(result) {
   const reading = {
     label: result.digit_given ? "Digit (as you gave it)" : "Reading",
-    value: `${result.digit} · ${percent(result.score)}`,
-    note: "score",
+    value: String(result.digit),
+    note: `score ${percent(result.score)}`,
   };
   const rows = [reading];
   const others = Object.entries(result.scores || {})
-    .filter(([digit]) => Number(digit) !== result.digit)
+    .filter(([digit, share]) => Number(digit) !== result.digit && share >= 0.001)
     .sort((a, b) => b[1] - a[1])
     .slice(0, 2);
   if (others.length) {

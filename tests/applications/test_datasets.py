@@ -250,3 +250,15 @@ def test_a_client_that_leaves_stops_the_generation(tiny_store: ModelStore) -> No
 
     asyncio.run(run())
     assert model().calls < 10  # of the 100 chunks the whole data set needs
+
+
+def test_a_pinned_data_set_names_its_version_and_regenerates_exactly(client: TestClient) -> None:
+    body = {"digits": [2], "per_digit": 3, "seed": 9, "version": "tiny"}
+    response = client.post("/datasets", json=body)
+    assert response.status_code == 200, response.text
+    manifest = json.loads(np.load(io.BytesIO(response.content))["manifest.json"])
+    assert manifest["regenerate"]["version"] == "tiny"
+    again = client.post("/datasets", json=manifest["regenerate"])
+    assert again.content == response.content
+    other = client.post("/datasets", json={**body, "version": "other"})
+    assert other.status_code == 404 and "not served here" in other.json()["detail"]
