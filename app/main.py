@@ -83,6 +83,11 @@ async def start_services(
     )
     restorer.start()
     registry.start_following(settings.reload_interval_s)
+    metrics.watch(
+        restore_queue=lambda: restorer.waiting,
+        job_running=lambda: float(jobs.db.active() is not None),
+        job_step=lambda: float(jobs.running_step()),
+    )
     log.info("serving", extra={"model_version": generator.version, "device": str(device)})
     return Services(
         settings=settings,

@@ -1,18 +1,40 @@
-"""Prometheus metrics, on a registry per app instance (so tests and replicas never collide)."""
+"""Prometheus metrics, on a registry per app instance (so tests and replicas never collide).
+
+Conventions: the process and platform collectors, a ``gan_build_info``, every labelled counter's
+series present at zero from the start (so rates and alerts work before the first event), and
+gauges read at scrape time for the queues and the running job. README.md lists them all.
+"""
 
 from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
 )
+from prometheus_client.gc_collector import GCCollector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 RESTORE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+REJECT_REASONS = ("queue_full", "queue_wait", "deadline")
+RESTORE_OUTCOMES = ("ok", "error", "queue_full", "deadline", "expired", "abandoned")
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class ServiceMetrics:
@@ -20,6 +42,17 @@ class ServiceMetrics:
         disable_created_metrics()  # the *_created series only add noise for these counters
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("gan_build", "Versions of the service and its runtime", registry=r).info(
+            {
+                "version": package_version("mnist-digit-gan"),
+                "python": platform.python_version(),
+                "torch": package_version("torch"),
+                "fastapi": package_version("fastapi"),
+            }
+        )
         self.requests = Counter(
             "gan_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
         )
@@ -67,6 +100,29 @@ class ServiceMetrics:
         self.model = Gauge(
             "gan_model_info", "Active model version (value 1)", ["version"], registry=r
         )
+
+        self.restore_queue = Gauge(
+            "gan_restore_queue", "Restorations waiting for the restoration thread", registry=r
+        )
+        self.job_running = Gauge(
+            "gan_job_running", "1 while a retraining job is queued or running", registry=r
+        )
+        self.job_step = Gauge("gan_job_step", "The running job's last reported step", registry=r)
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason=reason)
+        for outcome in RESTORE_OUTCOMES:
+            self.restore_outcomes.labels(outcome=outcome)
+
+    def watch(
+        self,
+        restore_queue: Callable[[], float],
+        job_running: Callable[[], float],
+        job_step: Callable[[], float],
+    ) -> None:
+        """Read these gauges from the services at each scrape."""
+        self.restore_queue.set_function(restore_queue)
+        self.job_running.set_function(job_running)
+        self.job_step.set_function(job_step)
 
     def set_active_version(self, version: str) -> None:
         self.model.clear()

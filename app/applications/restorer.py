@@ -87,6 +87,11 @@ class RestorationWorker:
         self._outcomes = metrics.restore_outcomes
 
     @property
+    def waiting(self) -> int:
+        """Restorations queued, not yet started."""
+        return self._queue.qsize()
+
+    @property
     def alive(self) -> bool:
         """False once the restoration thread has died (it never ends before ``stop``)."""
         return self._thread.is_alive() or not self._accepting

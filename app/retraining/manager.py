@@ -159,6 +159,11 @@ class JobManager:
                 )
             return self._generation
 
+    def running_step(self) -> int:
+        """The step the running job last reported (0 when none runs)."""
+        running = self.db.active()
+        return int(running.progress.get("step", 0)) if running is not None else 0
+
     @property
     def generation(self) -> int:
         return self._generation

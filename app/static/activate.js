@@ -40,8 +40,10 @@ export async function openActivation(version, onActivated) {
   say(message, "");
   Object.assign(pending, { version, force: !comparison.passes, onActivated });
   fillDialog(comparison);
-  $("activate-dialog").showModal();
-  $("activate-cancel").focus();
+  const dialog = $("activate-dialog");
+  dialog.showModal();
+  dialog.scrollTop = 0;
+  $("activate-cancel").focus({ preventScroll: true }); // the safe choice first
 }
 
 function fillDialog(comparison) {

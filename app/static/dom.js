@@ -7,10 +7,11 @@ export function make(tag, properties = {}) {
   return Object.assign(document.createElement(tag), properties);
 }
 
-// Shows `text` in a message line (role="status"); `kind` is "info", "ok" or "error".
+// Shows `text` in a message line (role="status"); `kind` is "info", "ok" or "error". An empty
+// text clears the line.
 export function say(element, text, kind = "info") {
   element.textContent = text;
-  element.className = `message ${kind}`;
+  element.className = text ? `message ${kind}` : "message";
 }
 
 // Marks exactly these inputs (by id) as invalid, and no others.

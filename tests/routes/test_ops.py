@@ -73,3 +73,21 @@ def test_not_ready_until_warm_up_finishes(tiny_store: ModelStore) -> None:
         wait_ready(client)
         assert model().batch_sizes[0] == 32  # warm-up runs the largest batch
         assert client.get("/digits/0.png", params={"seed": 1}).status_code == 200
+
+
+def test_metrics_follow_prometheus_conventions(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    for series in (
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "python_info",
+        'gan_build_info{fastapi="',
+        'gan_rejected_requests_total{reason="queue_wait"} 0.0',
+        'gan_rejected_requests_total{reason="deadline"} 0.0',
+        'gan_restorations_total{outcome="ok"} 0.0',
+        "gan_restore_queue 0.0",
+        "gan_job_running 0.0",
+        "gan_job_step 0.0",
+        "gan_model_fallback 0.0",
+    ):
+        assert series in text, series
