@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from app.applications.restorer import RestorationWorker
@@ -134,7 +135,9 @@ def create_app(
         finally:
             await stop_services(app.state.services)
 
-    app = FastAPI(
+    # fastapi-offline serves /docs and /redoc from the Swagger UI and ReDoc bundles it ships, so
+    # the documentation works without internet (FastAPI's own pages load them from a CDN).
+    app = FastAPIOffline(
         title="MNIST digit GAN",
         version="0.1.0",
         summary="Handwritten digits drawn by a class-conditional GAN, as PNG or base64.",
