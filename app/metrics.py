@@ -53,6 +53,10 @@ class ServiceMetrics:
                 "fastapi": package_version("fastapi"),
             }
         )
+        self._serving(r)
+        self._applications_and_jobs(r)
+
+    def _serving(self, r: CollectorRegistry) -> None:
         self.requests = Counter(
             "gan_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
         )
@@ -83,15 +87,8 @@ class ServiceMetrics:
         self.rejected = Counter(
             "gan_rejected_requests", "Requests shed by backpressure", ["reason"], registry=r
         )
-        self.restore_duration = Histogram(
-            "gan_restore_seconds",
-            "Compute time of one restoration",
-            buckets=RESTORE_BUCKETS,
-            registry=r,
-        )
-        self.restore_outcomes = Counter(
-            "gan_restorations", "Restorations by outcome", ["outcome"], registry=r
-        )
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason=reason)
         self.fallback = Gauge(
             "gan_model_fallback",
             "1 when the served version is not the active one (it failed to verify or load)",
@@ -101,6 +98,18 @@ class ServiceMetrics:
             "gan_model_info", "Active model version (value 1)", ["version"], registry=r
         )
 
+    def _applications_and_jobs(self, r: CollectorRegistry) -> None:
+        self.restore_duration = Histogram(
+            "gan_restore_seconds",
+            "Compute time of one restoration",
+            buckets=RESTORE_BUCKETS,
+            registry=r,
+        )
+        self.restore_outcomes = Counter(
+            "gan_restorations", "Restorations by outcome", ["outcome"], registry=r
+        )
+        for outcome in RESTORE_OUTCOMES:
+            self.restore_outcomes.labels(outcome=outcome)
         self.restore_queue = Gauge(
             "gan_restore_queue", "Restorations waiting for the restoration thread", registry=r
         )
@@ -108,10 +117,6 @@ class ServiceMetrics:
             "gan_job_running", "1 while a retraining job is queued or running", registry=r
         )
         self.job_step = Gauge("gan_job_step", "The running job's last reported step", registry=r)
-        for reason in REJECT_REASONS:
-            self.rejected.labels(reason=reason)
-        for outcome in RESTORE_OUTCOMES:
-            self.restore_outcomes.labels(outcome=outcome)
 
     def watch(
         self,

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
 import signal
-import sys
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.retraining.commands import (
+    estimate_from_progress,
+    measure_speed,
+    parse_event,
+    process_started,
+    train_argv,
+)
 from app.retraining.database import ACTIVE_STATES, JobDatabase, JobRecord, now
 from app.retraining.promotion import decide
 from app.serving.registry import ModelRegistry
@@ -24,8 +29,6 @@ from gan.store import StoreError, new_version_name
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 40
 JOB_PHASES = ("queued", "training", "evaluating", "publishing")
-ESTIMATE_SECONDS = 3  # of timed training steps behind an estimate
-ESTIMATE_TIMEOUT_S = 60.0  # start-up (torch import) included
 
 
 class JobConflictError(Exception):
@@ -124,31 +127,13 @@ class JobManager:
         return current
 
     async def estimate(self, params: dict[str, Any]) -> dict[str, Any]:
-        """How long a job of ``params`` would train here: real training steps timed now on this
-        host (``python -m training speed``), or, while a job runs, that job's own throughput
-        (timing beside it would measure the contention, not the job)."""
+        """How long a job of ``params`` would train here: measured now by the training CLI's
+        speed command, or, while a job runs, that job's own throughput (timing beside it would
+        measure the contention, not the job)."""
         running = self.db.active()
         if running is not None and running.progress.get("images_per_s"):
-            rate = float(running.progress["images_per_s"])
-            steps = int(params.get("steps") or running.progress.get("total_steps") or 0) or None
-            batch = int(params.get("batch_size") or 64)
-            seconds = None if steps is None else round(steps * batch / rate, 1)
-            basis = f"measured by the running job {running.id}; evaluation not included"
-            return {"seconds": seconds, "images_per_s": rate, "steps": steps, "basis": basis}
-        options = [] if params.get("preset") else recipe_options(params)
-        base = [part.replace("{python}", sys.executable) for part in self.settings.training_command]
-        argv = [*base, "speed", "--seconds", str(ESTIMATE_SECONDS), *options]
-        measured = await _run_json(argv, ESTIMATE_TIMEOUT_S)
-        if measured is None:
-            basis = "the speed measurement failed; see the server log"
-            return {"seconds": None, "images_per_s": None, "steps": None, "basis": basis}
-        return {
-            "seconds": measured.get("estimated_training_s"),
-            "images_per_s": measured.get("images_per_s"),
-            "steps": measured.get("steps"),
-            "basis": f"{measured.get('timed_steps')} real training steps timed on this host "
-            f"({measured.get('device')}); evaluation and start-up not included",
-        }
+            return estimate_from_progress(params, running.id, running.progress)
+        return await measure_speed(self.settings, params)
 
     async def wait_for_events(self, seen_generation: int, timeout_s: float) -> int:
         """Block until a new event is recorded (or the timeout); returns the new generation."""
@@ -176,29 +161,14 @@ class JobManager:
             self._changed.notify_all()
 
     def _argv(self, job: JobRecord, version: str) -> list[str]:
-        """The training command of ``job``: where its files go, then its recipe options. A
-        preset passes no recipe option at all, so the CLI trains its own defaults (the shipped
-        recipe) with its own reporting cadence."""
-        base = [part.replace("{python}", sys.executable) for part in self.settings.training_command]
-        argv = [
-            *base, "train",
-            "--store", str(self.registry.store.root),
-            "--run-dir", str(self.run_dir(job.id)),
-            "--version", version,
-            "--parent", job.parent or "",
-            "--progress", "jsonl",
-            "--evaluate",
-        ]  # fmt: skip
-        if self.settings.data_dir is not None:
-            argv += ["--data-dir", str(self.settings.data_dir)]
-        if job.params.get("preset") is not None:
-            return argv
-        # Frequent enough for a lively progress bar and sample grid, whatever the length.
-        steps = int(job.params["steps"])
-        argv += ["--log-every", str(max(1, steps // 200))]
-        argv += ["--sample-every", str(max(1, steps // 20))]
-        argv += ["--checkpoint-every", str(max(1, steps // 10))]
-        return argv + recipe_options(job.params)
+        return train_argv(
+            self.settings,
+            job.params,
+            job.parent,
+            self.registry.store.root,
+            self.run_dir(job.id),
+            version,
+        )
 
     async def _run(self, job: JobRecord) -> None:
         version = new_version_name()
@@ -227,7 +197,7 @@ class JobManager:
         assert process.stdout is not None
         async for raw in process.stdout:
             line = raw.decode(errors="replace").rstrip()
-            event = _parse_event(line)
+            event = parse_event(line)
             if event is not None and event.get("event") == "progress":
                 event["sample_grid"] = f"/jobs/{job.id}/samples.png"
                 self.db.update(job.id, progress=event)
@@ -304,61 +274,3 @@ class JobManager:
                 "decision": job.decision,
             },
         )
-
-
-async def _run_json(argv: list[str], timeout_s: float) -> dict[str, Any] | None:
-    """Run ``argv`` and parse the last line of its output as a JSON object (None on failure)."""
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
-    except (OSError, TimeoutError) as error:
-        log.error("speed measurement failed: %s", error)
-        return None
-    lines = stdout.decode(errors="replace").strip().splitlines()
-    parsed = _parse_event(lines[-1]) if lines else None
-    if process.returncode != 0 or parsed is None:
-        log.error("speed measurement failed: %s", stderr.decode(errors="replace")[-500:])
-        return None
-    return parsed
-
-
-def recipe_options(params: dict[str, Any]) -> list[str]:
-    """Job parameters as training CLI options: ``--name value``, switches as ``--name`` or
-    ``--no-name``; a parameter left unset (None) is not passed. One AC-GAN weight replaces the
-    schedule (the CLI takes one or the other)."""
-    options: list[str] = []
-    for name, value in params.items():
-        if value is None or (
-            name == "aux_classifier_schedule" and params.get("aux_classifier") is not None
-        ):
-            continue
-        option = name.replace("_", "-")
-        if isinstance(value, bool):
-            options.append(f"--{option}" if value else f"--no-{option}")
-        else:
-            options += [f"--{option}", str(value)]
-    return options
-
-
-def process_started(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot, from /proc), or None if it does
-    not exist or this system has no /proc: with the PID, it names one process for good."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
-    fields = stat.rpartition(")")[2].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def _parse_event(line: str) -> dict[str, Any] | None:
-    if not line.startswith("{"):
-        return None
-    try:
-        parsed = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return parsed if isinstance(parsed, dict) else None

@@ -3,6 +3,7 @@
 import * as api from "./api.js";
 import { $ } from "./dom.js";
 import { formatDuration } from "./format.js";
+import { readJobParams } from "./job-form.js";
 import { state } from "./state.js";
 
 const DELAY_MS = 600;
@@ -10,31 +11,28 @@ const NO_TOKEN = "Estimated time: type the admin token for the server's estimate
 const MEASURING = "Estimated time: measuring (the server times a few training steps)…";
 // One measurement at a time (each costs the server seconds of training); fields changed during
 // one are measured again once it is done.
-const estimate = { timer: 0, busy: false, again: false, text: "" };
+const estimate = { timer: 0, busy: false, again: false, text: "", time: "" };
 
-export const presetChosen = () =>
-  document.querySelector("input[name=job-recipe]:checked")?.value === "shipped";
-
-// The estimate's query, or null when the fields cannot be read.
+// The estimate's query: the job's parameters, so that the server can time what would train
+// (the steps, the batch size, the networks); null when the length cannot be read.
 function estimateQuery() {
-  if (presetChosen()) return { preset: "shipped" }; // the server knows the recipe's length
-  const steps = Number($("job-steps").value || 2000);
-  const batch = Number($("job-batch-size").value || 64);
+  const params = readJobParams();
+  if (params.preset) return params; // the server knows the recipe
+  const steps = params.steps ?? 2000;
+  const batch = params.batch_size ?? 64;
   if (!Number.isInteger(steps) || !Number.isInteger(batch) || steps < 1 || batch < 2) return null;
-  return { steps, batch_size: batch };
+  return { ...params, steps, batch_size: batch };
 }
 
-function show(text) {
+function show(text, time = "") {
   estimate.text = text;
+  estimate.time = time;
   $("job-estimate").textContent = text;
 }
 
-// The latest estimate in a few words ("estimated about 3 min 20 s (...)") for the job's start
-// message; empty while none is known.
-export function latestEstimate() {
-  if (estimate.busy || !estimate.text.startsWith("Estimated time: ")) return "";
-  return estimate.text.replace(/^Estimated time: /, "estimated ").replace(/\.$/, "");
-}
+// The latest estimate in a few words ("estimated about 3 min 20 s") for the job's start message;
+// empty while none is known.
+export const latestEstimate = () => (estimate.time ? `estimated ${estimate.time}` : "");
 
 export function scheduleEstimate() {
   clearTimeout(estimate.timer);
@@ -57,37 +55,43 @@ async function updateEstimate() {
   }
   estimate.busy = true;
   show(MEASURING);
-  const text = await measure(query);
+  const [text, time] = await measure(query);
   estimate.busy = false;
   if (estimate.again) {
     estimate.again = false;
     updateEstimate();
   } else {
-    show(text);
+    show(text, time);
   }
 }
 
+// [the estimate in words, its time alone ("about 3 min", "unknown") or "" if there is none]
 async function measure(query) {
+  let response;
   try {
-    return await estimateText(await api.getEstimate(query));
+    response = await api.getEstimate(query);
   } catch (error) {
-    return `Estimated time: unknown (${api.networkError(error)})`;
+    return [`Estimated time: unknown (${api.networkError(error)})`, ""];
   }
+  if (!response.ok) return [await failureText(response), ""];
+  const body = await response.json();
+  return [describeEstimate(body), timeOf(body.seconds)];
 }
 
-async function estimateText(response) {
+const timeOf = (seconds) =>
+  typeof seconds === "number" ? `about ${formatDuration(seconds)}` : "unknown";
+
+async function failureText(response) {
   if (response.status === 401) return NO_TOKEN;
   if (response.status === 422) {
     const problem = await api.explain(response);
-    const ours = problem.fields.every((f) => f === "steps" || f === "batch_size");
-    if (ours && problem.fields.length) return `Estimated time: unknown. ${problem.text}`;
+    if (problem.fields.length) return `Estimated time: unknown. ${problem.text}`;
   }
-  if (!response.ok) return "Estimated time: unknown (this server gives no estimate).";
-  return describeEstimate(await response.json());
+  return "Estimated time: unknown (this server gives no estimate).";
 }
 
 export function describeEstimate({ seconds, images_per_s: rate, steps, basis }) {
-  const time = typeof seconds === "number" ? `about ${formatDuration(seconds)}` : "unknown";
+  const time = timeOf(seconds);
   const parts = [];
   if (typeof steps === "number") parts.push(`${steps.toLocaleString("en")} steps`);
   if (typeof rate === "number") parts.push(`${Math.round(rate).toLocaleString("en")} images/s`);
@@ -96,9 +100,9 @@ export function describeEstimate({ seconds, images_per_s: rate, steps, basis }) 
 }
 
 export function initEstimate() {
-  for (const id of ["job-steps", "job-batch-size", "token"]) {
-    $(id).addEventListener("input", scheduleEstimate);
-  }
+  $("token").addEventListener("input", scheduleEstimate);
+  $("job-custom").addEventListener("input", scheduleEstimate);
+  $("job-custom").addEventListener("change", scheduleEstimate);
   for (const radio of document.querySelectorAll("input[name=job-recipe]")) {
     radio.addEventListener("change", scheduleEstimate);
   }

@@ -4,8 +4,9 @@
 import * as api from "./api.js";
 import { addPoints, initChart, resetChart } from "./chart.js";
 import { $, markInvalid, say } from "./dom.js";
-import { initEstimate, latestEstimate, presetChosen, scheduleEstimate } from "./estimate.js";
+import { initEstimate, latestEstimate } from "./estimate.js";
 import { generate } from "./generate.js";
+import { presetChosen, readJobParams } from "./job-form.js";
 import * as view from "./job-view.js";
 import { loadInfo } from "./model.js";
 import { activateButton, loadModels } from "./versions.js";
@@ -20,23 +21,6 @@ const watched = {
 };
 
 // ----- starting ---------------------------------------------------------------------------
-function readJobParams() {
-  if (presetChosen()) return { preset: "shipped" };
-  const params = {};
-  for (const input of $("job-custom").querySelectorAll("input, select")) {
-    const raw = input.value.trim();
-    if (raw === "") continue;
-    if (input.tagName === "SELECT") {
-      params[input.name] = raw;
-      continue;
-    }
-    const value = Number(raw);
-    // Anything that is not a number goes as typed: the server's 422 names the field.
-    params[input.name] = Number.isFinite(value) ? value : raw;
-  }
-  return params;
-}
-
 async function startJob() {
   const message = $("admin-message");
   const params = readJobParams();
@@ -226,7 +210,6 @@ async function cancelJob() {
 
 function toggleRecipe() {
   $("job-custom").disabled = presetChosen();
-  scheduleEstimate();
 }
 
 export function initJobs() {

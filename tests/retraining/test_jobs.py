@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.retraining.commands import process_started
 from app.retraining.database import JobDatabase
-from app.retraining.manager import process_started
 from app.retraining.promotion import decide
 from app.schemas.jobs import JobParams
 from gan.store import WEIGHTS_FILE, ModelStore

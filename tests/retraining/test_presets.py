@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.retraining.manager import recipe_options
+from app.retraining.commands import recipe_options
 from gan.store import MANIFEST_FILE, ModelStore
 from gan.testing import publish_random_generator
 from support.jobs import AUTH, make_settings, wait_for_state
