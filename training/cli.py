@@ -1,9 +1,12 @@
 """Command line: ``python -m training COMMAND`` (or the ``gan-training`` console script).
 
-The options are in ``training.options``; this module runs the commands. ``train`` prints JSON lines
-(with ``--progress jsonl``): ``{"event": "phase", "phase": "training"}`` first, progress lines,
-``"evaluating"`` (with ``--evaluate``), ``"publishing"``, then ``{"event": "exported", ...}`` and
-``{"event": "done", "version": ...}``. ``speed`` prints one JSON line (``training.speed``).
+The options are in ``training.options``; this module turns them into a TrainConfig and runs the
+commands. ``train`` checks its cheap preconditions first (the data files, the new version's name,
+the classifier; an unknown parent is a warning), then prints JSON lines (with ``--progress jsonl``):
+``{"event": "phase", "phase": "training"}`` first, progress lines, ``"evaluating"`` (with
+``--evaluate``), ``"publishing"``, then ``{"event": "exported", ...}`` and ``{"event": "done",
+"version": ...}``. ``speed`` prints one JSON line (``training.speed``). A version the store does
+not have is refused with the list of those it has.
 """
 
 from __future__ import annotations
@@ -22,26 +25,78 @@ import numpy as np
 import torch
 
 from gan.imaging import encode_png, tile
+from gan.networks import DiscriminatorConfig, GeneratorConfig
 from gan.sampling import latents_for_seeds, to_uint8
-from gan.store import ModelStore, StoreError
-from training.data import DataError, download
-from training.options import build_parser, train_config
+from gan.store import ModelStore, StoreError, VersionNotFound
+from training.config import TrainConfig
+from training.data import DataError, checksums, download
+from training.options import build_parser
+from training.schedule import StepSchedule
 
 __all__ = ["build_parser", "main", "train_config"]
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The run that ``train``'s options (or ``speed``'s, with the other fields left at their
+    defaults) ask for."""
+    run = {name: getattr(args, name) for name in _RUN_ARGUMENTS if hasattr(args, name)}
+    return TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        loss=args.loss,
+        lr_g=args.lr_g,
+        lr_d=args.lr_d,
+        beta1=args.beta1,
+        beta2=args.beta2,
+        ema_decay=args.ema_decay,
+        mode_seeking=args.mode_seeking,
+        aux_classifier_schedule=aux_classifier_schedule(args),
+        generator=GeneratorConfig(
+            latent_dim=args.latent_dim,
+            embed_dim=args.embed_dim,
+            channels=args.g_channels,
+            upsampling=args.upsampling,
+            conditional_norm=args.conditional_norm,
+        ),
+        discriminator=DiscriminatorConfig(args.d_channels),
+        seed=args.seed,
+        device=args.device,
+        **run,
+    )
+
+
+_RUN_ARGUMENTS = (
+    "data_dir", "store", "run_dir", "version", "parent", "checkpoint_every", "sample_every",
+    "log_every", "resume", "limit_samples",
+)  # fmt: skip
+
+
+def aux_classifier_schedule(args: argparse.Namespace) -> StepSchedule:
+    if args.aux_classifier is not None:
+        return StepSchedule.constant(args.aux_classifier)
+    return StepSchedule.parse(args.aux_classifier_schedule)
 
 
 def run_train(args: argparse.Namespace) -> None:
     # Heavy imports only for this command.
     from training.checkpoint import CheckpointMismatch
+    from training.export import check_publishable
     from training.train import train
 
+    config = train_config(args)
+    # Before the training phase is announced: the parent (a warning), the version name and the
+    # classifier (train checks them again, as cheaply), then that every data file is there and
+    # decompresses (the manifest records the md5 of all four, the test split's too).
+    warn_unknown_parent(ModelStore(config.store), config.parent)
+    check_publishable(config, args.evaluate)
+    checksums(config.data_dir)
     progress = args.progress
     if progress == "auto":
         progress = "bar" if sys.stderr.isatty() else "jsonl"
     per_digit = args.eval_per_digit if args.evaluate else None
     try:
         with sigterm_as_exit():
-            version = train(train_config(args), progress, evaluate_per_digit=per_digit)
+            version = train(config, progress, evaluate_per_digit=per_digit)
     except CheckpointMismatch as error:
         raise SystemExit(f"error: {error}") from error
     if version is None:  # a non-zero torchrun rank
@@ -69,6 +124,30 @@ def sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def known_version(store: ModelStore, version: str) -> str:
+    """``version``, if the store has it; else VersionNotFound, which names those it has."""
+    if store.version_dir(version).is_dir():  # a broken one is named by the check that fails
+        return version
+    raise VersionNotFound(
+        f"model version {version!r} not found in {store.root}; known: {known_versions(store)}"
+    )
+
+
+def warn_unknown_parent(store: ModelStore, parent: str | None) -> None:
+    """The parent is only recorded in the manifest, and may have left the store (a job's, queued
+    while it was discarded): a warning on stderr, not a refusal."""
+    if not parent:
+        return
+    try:
+        known_version(store, parent)
+    except StoreError as error:
+        print(f"warning: --parent: {error}", file=sys.stderr, flush=True)
+
+
+def known_versions(store: ModelStore) -> str:
+    return ", ".join(manifest.version for manifest in store.versions()) or "none"
+
+
 def run_speed(args: argparse.Namespace) -> None:
     from training.speed import measure
 
@@ -81,7 +160,8 @@ def run_evaluate(
     from training.evaluate import score
 
     store = ModelStore(store_dir)
-    metrics: dict[str, Any] = score(store.load_generator(version).model, store, data_dir, per_digit)
+    generator = store.load_generator(known_version(store, version)).model
+    metrics: dict[str, Any] = score(generator, store, data_dir, per_digit)
     store.update_metrics(version, metrics)
     if as_json:
         print(json.dumps(metrics))
@@ -95,7 +175,7 @@ def run_evaluate(
 
 def run_sample(args: argparse.Namespace) -> None:
     store = ModelStore(args.store)
-    loaded = store.load_generator(args.version or store.active_version())
+    loaded = store.load_generator(sampled_version(store, args.version))
     seeds = list(range(args.seed, args.seed + args.n))
     z, labels = latents_for_seeds(seeds, loaded.model.config.latent_dim, [args.digit] * args.n)
     with torch.inference_mode():
@@ -115,6 +195,17 @@ def run_sample(args: argparse.Namespace) -> None:
     else:
         raise SystemExit(f"--out must end in .png or .npz, not {args.out.suffix!r}")
     print(f"wrote {args.n} samples of version {loaded.version} to {args.out}")
+
+
+def sampled_version(store: ModelStore, version: str | None) -> str:
+    """``--version``, or the active version without it."""
+    if version is None:
+        try:
+            version = store.active_version()
+        except VersionNotFound as error:
+            known = known_versions(store)
+            raise VersionNotFound(f"{error}; pass --version, known: {known}") from error
+    return known_version(store, version)
 
 
 def run_train_classifier(args: argparse.Namespace) -> None:
@@ -144,7 +235,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "sample":
             run_sample(args)
         elif args.command == "activate":
-            ModelStore(args.store).set_active(args.version)
+            store = ModelStore(args.store)
+            store.set_active(known_version(store, args.version))
             print(f"active version: {args.version}")
         elif args.command == "download":
             for path in download(args.data_dir):

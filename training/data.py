@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shlex
 import struct
 import urllib.request
 import zlib
@@ -29,6 +30,7 @@ DECOMPRESSED_MD5 = {
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
 DEFAULT_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+GET_MNIST = "get MNIST with `python -m training download --data-dir {directory}`"
 
 
 class DataError(Exception):
@@ -47,7 +49,8 @@ class Split:
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
     chosen = data_dir or os.environ.get(DATA_DIR_ENV)
     if not chosen:
-        raise DataError(f"no MNIST directory: pass --data-dir or set {DATA_DIR_ENV}")
+        hint = GET_MNIST.format(directory="data/mnist")
+        raise DataError(f"no MNIST directory: pass --data-dir or set {DATA_DIR_ENV} ({hint})")
     return Path(chosen)
 
 
@@ -63,7 +66,8 @@ def _read_bytes(directory: Path, stem: str) -> tuple[Path, bytes]:
             except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
                 raise DataError(f"{path}: cannot decompress ({error})") from error
             return path, data
-    raise DataError(f"{directory / stem}(.gz): file missing")
+    hint = GET_MNIST.format(directory=shlex.quote(str(directory)))
+    raise DataError(f"{directory / stem}(.gz): file missing; {hint}")
 
 
 def parse_idx(path: Path, data: bytes, magic: int) -> torch.Tensor:

@@ -1,8 +1,10 @@
-"""The command line's options: one parser per command, and the TrainConfig that ``train``'s ask for.
+"""The command line's options: one parser per command (``training.cli`` runs them).
 
 Every option of the recipe defaults to its TrainConfig field, so ``python -m training train
 --data-dir D`` trains the shipped model's recipe, and so does any run that gives only ``--steps``
-(a shorter one trains the recipe's first steps) or options that change where files go.
+(a shorter one trains the recipe's first steps) or options that change where files go
+(``training.cli.train_config`` makes the TrainConfig). The help is plain text, and every option's
+ends with its default (``HelpFormatter``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from gan.networks import NUM_CLASSES, DiscriminatorConfig, GeneratorConfig, Upsa
 from training.config import Loss, TrainConfig
 from training.data import DATA_DIR_ENV
 from training.schedule import StepSchedule
+
+Group = argparse.ArgumentParser | argparse._ArgumentGroup
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -52,66 +56,117 @@ def seconds(text: str) -> float:
     return value
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default="model_store", help="model store directory")
-    parser.add_argument(
-        "--data-dir", default=None, help=f"MNIST IDX directory (or ${DATA_DIR_ENV})"
-    )
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, except a flag's (off unless given) and a None
+    one's: the help of an option whose default is None says in words what that default means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+DESCRIPTION = (
+    "Train, evaluate, sample and activate versions of the conditional MNIST GAN in a model store."
+    " First get MNIST: python -m training download --data-dir data/mnist. Then train the shipped"
+    " recipe: python -m training train --data-dir data/mnist. COMMAND --help lists its options."
+)
+# Each command: its line in the list of commands, then what its --help adds to that line.
+COMMANDS = {
+    "train": (
+        "train the GAN and publish its EMA generator as a new version",
+        "The recipe and network options default to the shipped model's (mnist-cgan-v2: 26,000"
+        " steps, about 47 minutes on 2 CPU cores). --progress jsonl prints JSON lines: the phases"
+        " (training, evaluating, publishing), the progress, then the exported version.",
+    ),
+    "speed": (
+        "measure training throughput on random data, as one JSON line",
+        "It times train's networks, losses, optimisers and device; needs no data, writes nothing.",
+    ),
+    "train-classifier": ("train the evaluation classifier (evaluate's judge) into the store", ""),
+    "evaluate": (
+        "score a version, write the metrics into its manifest",
+        "The store's classifier judges: conditional accuracy, FID, precision, recall, diversity.",
+    ),
+    "sample": (
+        "write samples of a version as a PNG grid or an .npz archive",
+        "Sample i is drawn from seed SEED + i, as the service draws it.",
+    ),
+    "activate": ("make a version the store's active one", ""),
+    "download": ("download MNIST and verify its checksums", "Files already there are not fetched."),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gan-training", description=__doc__)
-    add = parser.add_subparsers(dest="command", required=True).add_parser
-    _train_options(add("train", help="train the conditional GAN and publish a version"))
-    _speed_options(add("speed", help="measure training throughput on random data, as JSON"))
-    _classifier_options(add("train-classifier", help="train the evaluation classifier"))
-    _evaluate_options(add("evaluate", help="score a version, write metrics to its manifest"))
-    _sample_options(add("sample", help="write samples as a PNG grid or .npz archive"))
-    _activate_options(add("activate", help="point the store at a version"))
-    _download_options(add("download", help="download MNIST and verify its checksums"))
+    parser = argparse.ArgumentParser(
+        prog="gan-training", description=DESCRIPTION, formatter_class=HelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (summary, more) in COMMANDS.items():
+        description = f"{summary[0].upper()}{summary[1:]}. {more}".strip()
+        command = commands.add_parser(
+            name, help=summary, description=description, formatter_class=HelpFormatter
+        )
+        _OPTIONS[name](command)
     return parser
 
 
+def _add_store(parser: Group) -> None:
+    parser.add_argument("--store", default="model_store", metavar="DIR", help="the model store")
+
+
+def _add_data_dir(parser: Group) -> None:
+    text = f"directory of the MNIST IDX files (default: ${DATA_DIR_ENV})"
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help=text)
+
+
 def _train_options(train: argparse.ArgumentParser) -> None:
-    _add_common(train)
-    train.add_argument("--run-dir", default="runs/latest", help="checkpoints and sample grids")
-    train.add_argument("--version", default=None, help="version name (default: timestamped)")
-    train.add_argument("--parent", default=None, help="version this one was trained to replace")
+    files = train.add_argument_group("where files go")
+    _add_store(files)
+    _add_data_dir(files)
+    add = files.add_argument
+    add("--run-dir", default="runs/latest", metavar="DIR", help="checkpoint and sample grid")
+    add("--version", metavar="NAME", help="the new version's name (default: one from the time)")
+    text = "the version it replaces, for its manifest (default: none)"
+    add("--parent", metavar="VERSION", help=text)
     _recipe_options(train)
     _architecture_options(train)
-    _run_options(train)
-    train.add_argument("--activate", action="store_true", help="make the new version active")
-    train.add_argument(
-        "--evaluate",
-        action="store_true",
-        help="evaluate the new version before publishing it, metrics in its manifest",
-    )
-    train.add_argument("--eval-per-digit", type=at_least(2), default=1000)
-    train.add_argument(
+    run = _run_options(train)
+    run.add_argument("--resume", action="store_true", help="continue from run-dir's checkpoint")
+    run.add_argument(
         "--progress",
         choices=["auto", "bar", "jsonl", "none"],
         default="auto",
         help="auto: a bar on a terminal, JSON lines otherwise",
     )
+    publish = train.add_argument_group("publishing")
+    add = publish.add_argument
+    add("--activate", action="store_true", help="make the new version active")
+    add("--evaluate", action="store_true", help="score it before publishing, in its manifest")
+    text = "with --evaluate: samples of each digit"
+    add("--eval-per-digit", type=at_least(2), default=1000, metavar="N", help=text)
 
 
 def _recipe_options(parser: argparse.ArgumentParser) -> None:
     """The objective and the optimiser; each defaults to its TrainConfig field."""
-    parser.add_argument("--steps", type=at_least(1), default=TrainConfig.steps)
-    parser.add_argument("--batch-size", type=at_least(2), default=TrainConfig.batch_size)
-    parser.add_argument("--loss", choices=get_args(Loss), default=TrainConfig.loss)
-    parser.add_argument("--lr-g", type=float, default=TrainConfig.lr_g)
-    parser.add_argument("--lr-d", type=float, default=TrainConfig.lr_d)
-    parser.add_argument("--beta1", type=float, default=TrainConfig.beta1)
-    parser.add_argument("--beta2", type=float, default=TrainConfig.beta2)
-    parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
-    parser.add_argument(
-        "--mode-seeking",
-        type=weight,
-        default=TrainConfig.mode_seeking,
-        help="weight of the mode-seeking regulariser (0: off)",
-    )
-    aux = parser.add_mutually_exclusive_group()
+    recipe = parser.add_argument_group("recipe (the defaults are the shipped model's)")
+    add = recipe.add_argument
+    text = "total steps (a --resume run stops at this step too)"
+    add("--steps", type=at_least(1), default=TrainConfig.steps, metavar="N", help=text)
+    text = "images per step, per process under torchrun"
+    add("--batch-size", type=at_least(2), default=TrainConfig.batch_size, metavar="N", help=text)
+    add("--loss", choices=get_args(Loss), default=TrainConfig.loss, help="the GAN's loss")
+    for flag, default, text in (
+        ("--lr-g", TrainConfig.lr_g, "Adam learning rate of the generator"),
+        ("--lr-d", TrainConfig.lr_d, "Adam learning rate of the critic"),
+        ("--beta1", TrainConfig.beta1, "Adam beta1 of both networks"),
+        ("--beta2", TrainConfig.beta2, "Adam beta2 of both networks"),
+        ("--ema-decay", TrainConfig.ema_decay, "decay of the exported average of G's weights"),
+    ):
+        add(flag, type=float, default=default, help=text)
+    text = "weight of the mode-seeking regulariser, 0 for none"
+    add("--mode-seeking", type=weight, default=TrainConfig.mode_seeking, metavar="W", help=text)
+    aux = recipe.add_mutually_exclusive_group()
     aux.add_argument(
         "--aux-classifier-schedule",
         type=schedule_text,
@@ -125,119 +180,111 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
         type=weight,
         default=None,
         metavar="W",
-        help="one AC-GAN weight for the whole run (0: off), i.e. --aux-classifier-schedule 0:W",
+        help="one AC-GAN weight for the whole run, 0 for none (default: the schedule)",
     )
 
 
 def _architecture_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--latent-dim", type=int, default=GeneratorConfig.latent_dim)
-    parser.add_argument("--embed-dim", type=int, default=GeneratorConfig.embed_dim)
-    parser.add_argument("--g-channels", type=int, default=GeneratorConfig.channels)
-    parser.add_argument(
-        "--upsampling",
-        choices=get_args(Upsampling),
-        default=GeneratorConfig.upsampling,
-        help="how the generator doubles resolution",
-    )
-    parser.add_argument(
+    nets = parser.add_argument_group("networks (the defaults are the shipped model's)")
+    add = nets.add_argument
+    for flag, default, text in (
+        ("--latent-dim", GeneratorConfig.latent_dim, "size of the latent z"),
+        ("--embed-dim", GeneratorConfig.embed_dim, "size of the generator's digit embedding"),
+        ("--g-channels", GeneratorConfig.channels, "generator width: channels at 7x7"),
+        ("--d-channels", DiscriminatorConfig.channels, "critic width: channels at 7x7"),
+    ):
+        add(flag, type=int, default=default, metavar="N", help=text)
+    text = "how the generator doubles resolution"
+    add("--upsampling", choices=get_args(Upsampling), default=GeneratorConfig.upsampling, help=text)
+    add(
         "--conditional-norm",
         action=argparse.BooleanOptionalAction,
         default=GeneratorConfig.conditional_norm,
         help="the digit scales and shifts every batch norm of the generator",
     )
-    parser.add_argument("--d-channels", type=int, default=DiscriminatorConfig.channels)
 
 
-def _run_options(train: argparse.ArgumentParser) -> None:
-    """Seed, device, how often to checkpoint, sample and log, resuming."""
-    train.add_argument("--seed", type=int, default=TrainConfig.seed)
-    train.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda, cuda:1 ...")
-    train.add_argument("--checkpoint-every", type=at_least(1), default=TrainConfig.checkpoint_every)
-    train.add_argument("--sample-every", type=at_least(1), default=TrainConfig.sample_every)
-    train.add_argument("--log-every", type=at_least(1), default=TrainConfig.log_every)
-    train.add_argument("--resume", action="store_true", help="continue from run-dir's checkpoint")
-    train.add_argument("--limit-samples", type=int, default=None, help=argparse.SUPPRESS)
+def _add_seed_and_device(parser: Group) -> None:
+    text = "seeds the weights, the latents and the data order"
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed, help=text)
+    text = "auto (CUDA if there is one, else the CPU), cpu, cuda, cuda:1 ..."
+    parser.add_argument("--device", default=TrainConfig.device, help=text)
+
+
+def _run_options(train: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Seed, device, how often to checkpoint, sample and log."""
+    run = train.add_argument_group("the run")
+    _add_seed_and_device(run)
+    add = run.add_argument
+    for flag, every, what in (
+        ("--checkpoint-every", TrainConfig.checkpoint_every, "save the checkpoint in run-dir"),
+        ("--sample-every", TrainConfig.sample_every, "write the sample grid in run-dir"),
+        ("--log-every", TrainConfig.log_every, "report progress"),
+    ):
+        add(flag, type=at_least(1), default=every, metavar="N", help=f"{what} every N steps")
+    _add_limit_samples(run)
+    return run
+
+
+def _add_limit_samples(parser: Group) -> None:
+    text = "train on the first N training digits only, for smoke runs (default: all)"
+    parser.add_argument("--limit-samples", type=int, metavar="N", help=text)
 
 
 def _speed_options(speed: argparse.ArgumentParser) -> None:
     """The recipe and architecture options of ``train`` (the same defaults), and how long."""
     _recipe_options(speed)
     _architecture_options(speed)
-    speed.add_argument("--seed", type=int, default=TrainConfig.seed)
-    speed.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda, cuda:1 ...")
-    speed.add_argument(
-        "--seconds", type=seconds, default=3.0, help="how long to time (after 3 warm-up steps)"
-    )
+    _add_seed_and_device(speed)
+    text = "seconds to time, after 3 warm-up steps; at most 600"
+    speed.add_argument("--seconds", type=seconds, default=3.0, help=text)
 
 
 def _classifier_options(classifier: argparse.ArgumentParser) -> None:
-    _add_common(classifier)
-    classifier.add_argument("--epochs", type=int, default=3)
-    classifier.add_argument("--seed", type=int, default=0)
-    classifier.add_argument("--limit-samples", type=int, default=None, help=argparse.SUPPRESS)
+    _add_store(classifier)
+    _add_data_dir(classifier)
+    add = classifier.add_argument
+    add("--epochs", type=int, default=3, metavar="N", help="passes over the training digits")
+    add("--seed", type=int, default=0, help="seeds the weights and the data order")
+    _add_limit_samples(classifier)
 
 
 def _evaluate_options(evaluate: argparse.ArgumentParser) -> None:
-    _add_common(evaluate)
-    evaluate.add_argument("version")
-    evaluate.add_argument("--per-digit", type=at_least(2), default=1000)
+    _add_store(evaluate)
+    _add_data_dir(evaluate)
+    evaluate.add_argument("version", help="the version to score")
+    text = "samples of each digit to score"
+    evaluate.add_argument("--per-digit", type=at_least(2), default=1000, metavar="N", help=text)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
 def _sample_options(sample: argparse.ArgumentParser) -> None:
-    sample.add_argument("--store", default="model_store")
-    sample.add_argument("--version", default=None, help="default: the active version")
-    sample.add_argument("--digit", type=int, choices=range(NUM_CLASSES), default=None)
-    sample.add_argument("--n", type=at_least(1), default=10)
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npz")
+    _add_store(sample)
+    add = sample.add_argument
+    add("--version", help="the version to sample (default: the active one)")
+    text = "the digit to draw, 0-9 (default: one per sample, drawn from its seed)"
+    add("--digit", type=int, choices=range(NUM_CLASSES), metavar="DIGIT", help=text)
+    add("--n", type=at_least(1), default=10, help="how many samples")
+    add("--seed", type=int, default=0, help="seed of the first sample")
+    add("--out", type=Path, required=True, metavar="FILE", help="FILE.png (a grid) or FILE.npz")
 
 
 def _activate_options(activate: argparse.ArgumentParser) -> None:
-    activate.add_argument("--store", default="model_store")
-    activate.add_argument("version")
+    _add_store(activate)
+    activate.add_argument("version", help="the version to make active")
 
 
-def _download_options(fetch: argparse.ArgumentParser) -> None:
-    fetch.add_argument("--data-dir", required=True)
+def _download_options(download: argparse.ArgumentParser) -> None:
+    text = "where to put the four files, e.g. data/mnist"
+    download.add_argument("--data-dir", required=True, metavar="DIR", help=text)
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    """The run that ``train``'s options (or ``speed``'s, with the other fields left at their
-    defaults) ask for."""
-    run = {name: getattr(args, name) for name in _RUN_ARGUMENTS if hasattr(args, name)}
-    return TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        loss=args.loss,
-        lr_g=args.lr_g,
-        lr_d=args.lr_d,
-        beta1=args.beta1,
-        beta2=args.beta2,
-        ema_decay=args.ema_decay,
-        mode_seeking=args.mode_seeking,
-        aux_classifier_schedule=aux_classifier_schedule(args),
-        generator=GeneratorConfig(
-            latent_dim=args.latent_dim,
-            embed_dim=args.embed_dim,
-            channels=args.g_channels,
-            upsampling=args.upsampling,
-            conditional_norm=args.conditional_norm,
-        ),
-        discriminator=DiscriminatorConfig(args.d_channels),
-        seed=args.seed,
-        device=args.device,
-        **run,
-    )
-
-
-_RUN_ARGUMENTS = (
-    "data_dir", "store", "run_dir", "version", "parent", "checkpoint_every", "sample_every",
-    "log_every", "resume", "limit_samples",
-)  # fmt: skip
-
-
-def aux_classifier_schedule(args: argparse.Namespace) -> StepSchedule:
-    if args.aux_classifier is not None:
-        return StepSchedule.constant(args.aux_classifier)
-    return StepSchedule.parse(args.aux_classifier_schedule)
+_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "train": _train_options,
+    "speed": _speed_options,
+    "train-classifier": _classifier_options,
+    "evaluate": _evaluate_options,
+    "sample": _sample_options,
+    "activate": _activate_options,
+    "download": _download_options,
+}
