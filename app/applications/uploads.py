@@ -41,6 +41,7 @@ MASK_THRESHOLD = 128  # mask pixels this light or lighter mark damage
 JSON_TYPES = {"application/json"}
 FORM_TYPES = {"multipart/form-data"}
 UPLOAD_FILES = ("image", "mask")
+MAX_FORM_CONTENT_TYPE = 512  # characters: "multipart/form-data; boundary=..." needs under 100
 MAX_UPLOAD_SIDE = 1024  # pixels a side of a square upload (it is scaled down to 28)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_HEADER_BYTES = 24  # signature, IHDR length and type, width, height
@@ -131,6 +132,12 @@ async def read_form(request: Request) -> dict[str, str | bytes]:
     """A multipart/form-data body -> {name: text, or bytes for a file}, parsed by Starlette and
     python-multipart with bounded parts (two files, one field per option). Text fields left empty
     (as HTML forms send them) count as absent."""
+    content_type = request.headers.get("content-type", "")
+    if len(content_type) > MAX_FORM_CONTENT_TYPE:
+        # Parsing its parameters costs time on the event loop: a form needs only a boundary.
+        raise HTTPException(
+            431, f"Content-Type of {len(content_type)} characters: at most {MAX_FORM_CONTENT_TYPE}"
+        )
     try:
         form = await request.form(
             max_files=len(UPLOAD_FILES), max_fields=len(RestoreUpload.model_fields)

@@ -4,6 +4,7 @@ complete ``Allow`` headers on 405."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import time
@@ -121,28 +122,43 @@ SHED_ROUTES = (
 
 
 class LoadSheddingMiddleware:
-    """503 before the body is read or validated when the inference queue already refuses work:
-    under overload, rejecting costs almost nothing, so the work admitted keeps the CPU."""
+    """503 before the body is read or validated when the inference queue already refuses work.
+    Outermost, and as cheap as an answer gets (pre-encoded bytes, a counter, no access line): an
+    overloaded server spends its CPU on the work it admitted, not on refusing the rest. One
+    warning per second says how many requests were shed."""
 
-    def __init__(self, app: ASGIApp, retry_after_s: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, retry_after_s: int) -> None:
         self.app = app
-        self.retry_after_s = retry_after_s
+        self.metrics = metrics
+        self.headers = [
+            (b"content-type", b"application/json"),
+            (b"retry-after", str(retry_after_s).encode()),
+        ]
+        self._shed_since_report = 0
+        self._last_report = time.monotonic()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services = getattr(getattr(scope.get("app"), "state", None), "services", None)
         if scope["type"] == "http" and services is not None and _queues_images(scope):
             refused = services.worker.refusal(1)
             if refused is not None:
-                reason, message = refused
-                services.metrics.rejected.labels(reason=reason).inc()
-                response = JSONResponse(
-                    {"detail": message},
-                    status_code=503,
-                    headers={"Retry-After": str(self.retry_after_s)},
-                )
-                await response(scope, receive, send)
+                await self._shed(scope, send, *refused)
                 return
         await self.app(scope, receive, send)
+
+    async def _shed(self, scope: Scope, send: Send, reason: str, message: str) -> None:
+        body = json.dumps({"detail": message}).encode()
+        await send({"type": "http.response.start", "status": 503, "headers": self.headers})
+        await send({"type": "http.response.body", "body": body})
+        self.metrics.rejected.labels(reason=reason).inc()
+        self.metrics.requests.labels(scope["method"], "shed", "503").inc()
+        self._shed_since_report += 1
+        now = time.monotonic()
+        if now - self._last_report >= 1.0:
+            access_log.warning(
+                "shedding load: %d requests refused (%s)", self._shed_since_report, reason
+            )
+            self._shed_since_report, self._last_report = 0, now
 
 
 def _queues_images(scope: Scope) -> bool:
@@ -212,12 +228,11 @@ EXPOSED_HEADERS = [
 
 
 def install_middleware(app: FastAPI, settings: Settings, metrics: ServiceMetrics) -> None:
-    """The middleware stack, innermost first: Allow headers, body limit, load shedding, CORS,
-    request context (outermost, so its access line and metrics see every response, errors and
-    shed requests included)."""
+    """The middleware stack, innermost first: Allow headers, body limit, CORS, request context
+    (its access line and metrics see every response the app gives, errors included), and
+    outermost load shedding (it counts what it sheds itself)."""
     app.add_middleware(AllowHeaderMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(LoadSheddingMiddleware, retry_after_s=settings.retry_after_s)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -226,3 +241,6 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: ServiceMetrics
         expose_headers=EXPOSED_HEADERS,
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(
+        LoadSheddingMiddleware, metrics=metrics, retry_after_s=settings.retry_after_s
+    )

@@ -1,7 +1,7 @@
 """The HTTP server around the app: uvicorn, with the connection-level limits it lacks.
 
 uvicorn's h11 protocol already bounds the request head (``h11_max_incomplete_event_size``: a
-larger head is a 400) and answers 503 past ``limit_concurrency``. What it lacks is added here:
+larger head is a 400). What it lacks is added here:
 
 - a deadline for each request head (``header_timeout_s``): a connection that sends nothing, or a
   head byte by byte, is closed instead of holding a file descriptor for ever (slowloris);
@@ -112,7 +112,8 @@ def serve(app: Any, settings: Settings, draining: threading.Event) -> None:
         port=settings.port,
         http=bounded_protocol(max_connections, settings.header_timeout_s),
         h11_max_incomplete_event_size=settings.max_header_bytes,
-        limit_concurrency=max_connections + 1,  # uvicorn's own 503 for tasks past the cap
+        # No uvicorn limit_concurrency: it would count the connections being refused above and
+        # answer 503 to a client that was let in. One request per connection bounds the tasks.
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
         access_log=False,  # the app logs its own access lines, with request ids
         log_config=None,

@@ -75,9 +75,10 @@ function showVerdict(gates, activeVersion) {
 
 function showGrid(img, url) {
   const figure = img.closest("figure");
-  figure.classList.remove("missing");
+  figure.classList.toggle("missing", !url);
   img.onerror = () => figure.classList.add("missing");
-  img.src = url;
+  if (url) img.src = url;
+  else img.removeAttribute("src");
 }
 
 function comparisonRows(candidate, active) {

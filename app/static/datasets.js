@@ -115,6 +115,7 @@ function showTransfer(received, expected, done = false) {
     ? `${formatBytes(received)} received`
     : `${formatBytes(received)} of about ${formatBytes(total)}`;
   bar.setAttribute("aria-valuetext", text);
+  $("dataset-bytes").textContent = text;
   if (!done) say(message(), `Downloading: ${text}…`);
 }
 

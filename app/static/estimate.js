@@ -8,10 +8,12 @@ import { state } from "./state.js";
 
 const DELAY_MS = 600;
 const NO_TOKEN = "Estimated time: type the admin token for the server's estimate.";
+const RUNNING = "Estimated time: asked again once the running job has ended.";
 const MEASURING = "Estimated time: measuring (the server times a few training steps)…";
 // One measurement at a time (each costs the server seconds of training); fields changed during
 // one are measured again once it is done.
-const estimate = { timer: 0, busy: false, again: false, text: "", time: "" };
+// `measured`: the query of the estimate shown, so that the same fields are not timed twice.
+const estimate = { timer: 0, busy: false, again: false, text: "", time: "", measured: "" };
 
 // The estimate's query: the job's parameters, so that the server can time what would train
 // (the steps, the batch size, the networks); null when the length cannot be read.
@@ -51,8 +53,17 @@ async function updateEstimate() {
   }
   if (!state.token) {
     show(NO_TOKEN);
+    estimate.measured = "";
     return;
   }
+  // Not while a job trains (timing beside it would slow it down), nor the same fields again.
+  if ($("job-start").disabled) {
+    show(RUNNING);
+    estimate.measured = "";
+    return;
+  }
+  const key = `${state.token} ${JSON.stringify(query)}`;
+  if (key === estimate.measured) return;
   estimate.busy = true;
   show(MEASURING);
   const [text, time] = await measure(query);
@@ -60,9 +71,10 @@ async function updateEstimate() {
   if (estimate.again) {
     estimate.again = false;
     updateEstimate();
-  } else {
-    show(text, time);
+    return;
   }
+  show(text, time);
+  estimate.measured = time ? key : ""; // a failure is asked again
 }
 
 // [the estimate in words, its time alone ("about 3 min", "unknown") or "" if there is none]

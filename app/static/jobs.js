@@ -4,7 +4,7 @@
 import * as api from "./api.js";
 import { addPoints, initChart, resetChart } from "./chart.js";
 import { $, markInvalid, say } from "./dom.js";
-import { initEstimate, latestEstimate } from "./estimate.js";
+import { initEstimate, latestEstimate, scheduleEstimate } from "./estimate.js";
 import { generate } from "./generate.js";
 import { presetChosen, readJobParams } from "./job-form.js";
 import * as view from "./job-view.js";
@@ -186,6 +186,7 @@ function conclude(job) {
   watched.phase = null;
   const said = view.showOutcome(job, activateButton);
   if (said) say($("admin-message"), ...said);
+  scheduleEstimate(); // the form's next job
   if (job.state !== "succeeded") return;
   loadModels();
   if (job.decision && job.decision.promote) loadInfo().then(() => generate());

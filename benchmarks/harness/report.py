@@ -82,6 +82,7 @@ def summarise(
             "pct_of_raw_end_to_end": 100 * best.images_per_s / raw.end_to_end_images_per_s,
         }
     )
+    summary["n64_goodput_4x_overload_on"] = overload_goodput(n64, best)
     c128 = [row for row in rows if row.concurrency == 128]
     summary["errors_at_c128"] = sum(row.errors for row in c128) if c128 else None
     summary["servers"] = {
@@ -97,6 +98,38 @@ def summarise(
         for report in reports
     }
     return summary
+
+
+def overload_goodput(rows: Sequence[Row], best: Row | None) -> dict[str, Any] | None:
+    """The row at 4 x the best row's concurrency, as a share of the best images/s; None when
+    there is no such row."""
+    if best is None or not best.images_per_s:
+        return None
+    over = next((row for row in rows if row.concurrency == 4 * best.concurrency), None)
+    if over is None:
+        return {"best_concurrency": best.concurrency, "overload_concurrency": None}
+    return {
+        "best_concurrency": best.concurrency,
+        "overload_concurrency": over.concurrency,
+        "images_per_s": over.images_per_s,
+        "pct_of_best": 100 * over.images_per_s / best.images_per_s,
+        "errors": over.errors,
+        "error_kinds": over.error_kinds,
+    }
+
+
+def _overload_line(overload: dict[str, Any] | None) -> str:
+    prefix = "- n64 goodput at 4x overload (batching on)"
+    if overload is None:
+        return f"{prefix}: n/a (not measured)"
+    if overload["overload_concurrency"] is None:
+        return f"{prefix}: n/a (no row at 4 x the best concurrency {overload['best_concurrency']})"
+    pct = overload["pct_of_best"]
+    return (
+        f"{prefix}, concurrency {overload['overload_concurrency']} = 4 x "
+        f"{overload['best_concurrency']}: {overload['images_per_s']:,.0f} images/s = {pct:.0f}% "
+        f"of the best (target >= 80%: {_verdict(pct >= 80)}); errors {overload['errors']}"
+    )
 
 
 def _verdict(ok: bool | None) -> str:
@@ -143,6 +176,7 @@ def summary_text(summary: dict[str, Any], raw: BatchResult) -> str:
         f"(target >= 2x: {_verdict(None if ratio is None else ratio >= 2)})"
     )
     lines += _n64_lines(summary["n64_best_on"], raw)
+    lines.append(_overload_line(summary["n64_goodput_4x_overload_on"]))
     errors = summary["errors_at_c128"]
     lines.append(
         f"- errors at concurrency 128 (all modes and scenarios): "

@@ -60,8 +60,21 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
     def rss_kib(self) -> int | None:
         return proc_status_kib(self.pid, "VmRSS")
+
+    def reset_peak_rss(self) -> bool:
+        """Reset its VmHWM to its current RSS (``5`` into /proc/<pid>/clear_refs, Linux 4.0+),
+        so that the next VmHWM is the peak since now; False where that is not allowed."""
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        except OSError:
+            return False
+        return True
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -111,9 +124,14 @@ def launch(args: argparse.Namespace, mode: str, store: Path, workdir: Path) -> S
     """Start ``python -m app`` with :func:`server_env` on a free port; does not wait for it."""
     state_dir = workdir / f"state-{mode}"
     state_dir.mkdir()
-    port = free_port(args.host)
-    settings = server_env(args, mode, store, state_dir)
-    settings.update(GAN_HOST=args.host, GAN_PORT=str(port))
+    return spawn(args.host, mode, server_env(args, mode, store, state_dir), workdir)
+
+
+def spawn(host: str, mode: str, settings: dict[str, str], workdir: Path) -> Server:
+    """Start ``python -m app`` with exactly ``settings`` (plus GAN_HOST and a free GAN_PORT),
+    its output in ``workdir/server-<mode>.log``; does not wait for it."""
+    port = free_port(host)
+    settings = {**settings, "GAN_HOST": host, "GAN_PORT": str(port)}
     # Only the settings above: GAN_* variables of the calling shell would make runs differ.
     env = {key: value for key, value in os.environ.items() if not key.startswith("GAN_")}
     env.update(settings)
@@ -127,7 +145,7 @@ def launch(args: argparse.Namespace, mode: str, store: Path, workdir: Path) -> S
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    return Server(mode, settings, process, f"http://{args.host}:{port}", log_path)
+    return Server(mode, settings, process, f"http://{host}:{port}", log_path)
 
 
 def start_server(
@@ -136,9 +154,15 @@ def start_server(
     """Launch ``python -m app`` and wait until /readyz answers 200; returns it and its start-up
     time in seconds."""
     server = launch(args, mode, store, workdir)
-    process = server.process
+    return server, wait_ready(server, args.startup_timeout, args.shutdown_timeout)
+
+
+def wait_ready(server: Server, startup_timeout: float, shutdown_timeout: float) -> float:
+    """Wait until /readyz answers 200; the seconds it took. Stops the server and raises if it
+    exits or is not ready within ``startup_timeout``."""
+    process, mode = server.process, server.mode
     started = time.monotonic()
-    deadline = started + args.startup_timeout
+    deadline = started + startup_timeout
     with httpx.Client(base_url=server.base_url, timeout=2.0) as client:
         while True:
             if process.poll() is not None:
@@ -148,12 +172,11 @@ def start_server(
                 )
             with contextlib.suppress(httpx.HTTPError):
                 if client.get("/readyz").status_code == 200:
-                    return server, time.monotonic() - started
+                    return time.monotonic() - started
             if time.monotonic() > deadline:
-                stop_server(server, args.shutdown_timeout)
+                stop_server(server, shutdown_timeout)
                 raise RuntimeError(
-                    f"server ({mode}) not ready after {args.startup_timeout:g}s:\n"
-                    f"{server.log_tail()}"
+                    f"server ({mode}) not ready after {startup_timeout:g}s:\n{server.log_tail()}"
                 )
             time.sleep(0.2)
 

@@ -134,3 +134,13 @@ def test_a_giant_png_header_is_a_size_message(admin_client: TestClient) -> None:
     assert response.status_code == 422, response.text
     message = response.json()["detail"][0]["msg"]
     assert "100000x100000" in message, message
+
+
+def test_a_form_content_type_longer_than_a_boundary_needs_is_431(admin_client: TestClient) -> None:
+    """Its parameters would be parsed on the event loop: refused before, whatever the head limit."""
+    content_type = "multipart/form-data; boundary=x" + "; a=b" * 200
+    response = admin_client.post(
+        "/restore", content=b"--x--\r\n", headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 431, response.text
+    assert "at most 512" in response.json()["detail"]

@@ -68,7 +68,7 @@ def test_a_200_step_job_exports_what_it_trained_and_its_activation_is_gated(
 ) -> None:
     client = client_factory(make_settings(job_store, tmp_path, mnist_dir))
     job = client.post("/jobs", json={**TINY_JOB, "steps": 200}, headers=AUTH).json()
-    done = wait_for_state(client, job["id"], {"succeeded", "failed"})
+    done = wait_for_state(client, job["id"], {"succeeded", "failed"}, timeout=180)
     assert done["state"] == "succeeded", done
     version = done["version"]
     trained = job_store.load_generator(version).model

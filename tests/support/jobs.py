@@ -67,7 +67,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def wait_for_state(client: TestClient, job_id: str, states: set[str]) -> dict[str, Any]:
+def wait_for_state(
+    client: TestClient, job_id: str, states: set[str], timeout: float = 60.0
+) -> dict[str, Any]:
     job: dict[str, Any] = {}
 
     def reached() -> bool:
@@ -75,7 +77,7 @@ def wait_for_state(client: TestClient, job_id: str, states: set[str]) -> dict[st
         job = client.get(f"/jobs/{job_id}").json()
         return job["state"] in states
 
-    wait_for(reached)
+    wait_for(reached, timeout)
     return job
 
 
