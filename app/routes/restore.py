@@ -37,7 +37,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "digit, its score and the error in X-Digit, X-Digit-Score, X-Reconstruction-Error",
     },
     415: {"model": ErrorResponse, "description": "body neither JSON nor multipart/form-data"},
-    431: {"model": ErrorResponse, "description": "a form's Content-Type longer than 512 characters"},
+    431: {"model": ErrorResponse, "description": "a form Content-Type over 512 characters"},
     422: {
         "description": "a field malformed, unknown, of the wrong size or over a limit: not a "
         "PNG, not 28x28, a mask that covers every pixel, bad base64, an upload over "
