@@ -13,7 +13,7 @@ from gan.sampling import from_uint8, latents_for_seeds, to_uint8
 from gan.store import LoadedGenerator, ModelStore
 from training.data import DECOMPRESSED_MD5
 
-STORE = Path(__file__).parents[1] / "model_store"
+STORE = Path(__file__).parents[2] / "model_store"
 SAMPLES_PER_DIGIT = 20
 MIN_ACCURACY = 0.9
 

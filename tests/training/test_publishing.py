@@ -18,7 +18,7 @@ from gan.networks import Classifier
 from gan.staging import STAGING_PREFIX
 from gan.store import CLASSIFIER_DIR, CLASSIFIER_WEIGHTS_FILE, Manifest, ModelStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def store_with_a_classifier(root: Path) -> ModelStore:

@@ -24,7 +24,7 @@ from training.export import GRID_SEED
 from training.schedule import StepSchedule
 from training.train import train
 
-SHIPPED = Path(__file__).parents[1] / "model_store" / "mnist-cgan-v2" / "manifest.json"
+SHIPPED = Path(__file__).parents[2] / "model_store" / "mnist-cgan-v2" / "manifest.json"
 TINY = ["--latent-dim", "8", "--embed-dim", "4", "--g-channels", "8", "--d-channels", "8"]
 
 
