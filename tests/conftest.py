@@ -16,6 +16,8 @@ from support.app import preserved_process_state, serve
 from support.jobs import add_classifier
 from support.models import TINY_GENERATOR, TINY_VERSION
 
+# The browser tests' fixtures (a real uvicorn server, a store with versions, Chromium).
+pytest_plugins = ["support.browser"]
 FIXTURE_MNIST = Path(__file__).parent / "fixtures" / "mnist"
 
 

@@ -16,6 +16,7 @@ from app.config import Settings
 log = logging.getLogger(__name__)
 ESTIMATE_SECONDS = 3  # of timed training steps behind an estimate
 ESTIMATE_TIMEOUT_S = 60.0  # start-up (torch import) included
+NOT_TIMED = frozenset({"eval_per_digit"})  # job parameters the speed command does not take
 
 
 def training_command(settings: Settings) -> list[str]:
@@ -85,7 +86,8 @@ def estimate_from_progress(
 
 async def measure_speed(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
     """An estimate from real training steps timed now on this host (``training speed``)."""
-    options = [] if params.get("preset") else recipe_options(params)
+    timed = {key: value for key, value in params.items() if key not in NOT_TIMED}
+    options = [] if params.get("preset") else recipe_options(timed)
     argv = [*training_command(settings), "speed", "--seconds", str(ESTIMATE_SECONDS), *options]
     measured = await run_json(argv, ESTIMATE_TIMEOUT_S)
     if measured is None:
@@ -101,15 +103,25 @@ async def measure_speed(settings: Settings, params: dict[str, Any]) -> dict[str,
 
 
 async def run_json(argv: list[str], timeout_s: float) -> dict[str, Any] | None:
-    """Run ``argv`` and parse the last line of its output as a JSON object (None on failure)."""
+    """Run ``argv`` and parse the last line of its output as a JSON object (None on failure).
+    A run past ``timeout_s``, or one whose caller is cancelled (a client that left, a server
+    that stops), is killed and reaped: no process outlives its request."""
     try:
         process = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
-    except (OSError, TimeoutError) as error:
+    except OSError as error:
         log.error("speed measurement failed: %s", error)
         return None
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+    except TimeoutError:
+        log.error("speed measurement took over %.0fs: killed", timeout_s)
+        return None
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await asyncio.shield(process.wait())
     lines = stdout.decode(errors="replace").strip().splitlines()
     parsed = parse_event(lines[-1]) if lines else None
     if process.returncode != 0 or parsed is None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from app.deps import AdminDep, IsAdminDep, JsonBodyDep, Services, ServicesDep
 from app.http.responses import ADMIN, NOT_JSON, UNREADABLE_BODY
-from app.limits import MAX_JOB_STEPS, check, check_fields, raise_if_any
+from app.limits import check_fields
 from app.retraining.database import TERMINAL_STATES, JobRecord
 from app.schemas.common import ErrorResponse
 from app.schemas.jobs import Estimate, JobRequest, JobResponse
@@ -62,8 +62,7 @@ async def start_job(
     ] = None,
 ) -> JobResponse:
     check_fields(params, services.settings)
-    wanted = {"preset": params.preset} if params.preset else params.model_dump(exclude={"preset"})
-    job, _ = await services.jobs.submit(wanted, idempotency_key)
+    job, _ = await services.jobs.submit(job_parameters(params), idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
     return to_response(job, admin=True)
 
@@ -73,23 +72,21 @@ async def list_jobs(services: ServicesDep, admin: IsAdminDep) -> list[JobRespons
     return [to_response(job, admin) for job in services.jobs.db.recent()]
 
 
-@router.get(
+@router.post(
     "/estimate",
     response_model=Estimate,
-    dependencies=[AdminDep],
-    responses={**ADMIN},
-    summary="How long a job would take on this host (measured now), before starting it",
+    dependencies=[AdminDep, JsonBodyDep],
+    responses={**ADMIN, **NOT_JSON, **UNREADABLE_BODY},
+    summary="How long this job would take on this host, measured now, before starting it",
 )
-async def estimate_job(
-    services: ServicesDep,
-    steps: Annotated[int | None, Query(ge=1, description="the job's steps")] = None,
-    batch_size: Annotated[int | None, Query(ge=2, le=1024)] = None,
-    preset: Annotated[Literal["shipped"] | None, Query(description="the shipped recipe")] = None,
-) -> Estimate:
-    if steps is not None:
-        raise_if_any(check(MAX_JOB_STEPS, ("query", "steps"), steps, services.settings))
-    params = {"preset": preset} if preset else {"steps": steps, "batch_size": batch_size}
-    return Estimate(**await services.jobs.estimate(params))
+async def estimate_job(params: JobRequest, services: ServicesDep) -> Estimate:
+    check_fields(params, services.settings)
+    return Estimate(**await services.jobs.estimate(job_parameters(params)))
+
+
+def job_parameters(params: JobRequest) -> dict[str, object]:
+    """What a job records and the training command receives: a preset alone, or every field."""
+    return {"preset": params.preset} if params.preset else params.model_dump(exclude={"preset"})
 
 
 @router.get(

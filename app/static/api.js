@@ -116,9 +116,9 @@ export const listJobs = () => request("/jobs");
 
 export const getHistory = (jobId) => request(`/jobs/${jobId}/history`);
 
-// query: {steps, batch_size} (and preset, which a server that knows it may use)
-export const getEstimate = (query) =>
-  request(`/jobs/estimate?${new URLSearchParams(query)}`, { admin: true });
+// params: the job's parameters as POST /jobs takes them (or {preset}); the server times them
+export const postEstimate = (params) =>
+  request("/jobs/estimate", { method: "POST", json: params, admin: true });
 
 // force: serve it even though it fails a quality gate (only ever on the person's confirmation)
 export const activateModel = (version, force) =>

@@ -81,7 +81,7 @@ async function updateEstimate() {
 async function measure(query) {
   let response;
   try {
-    response = await api.getEstimate(query);
+    response = await api.postEstimate(query);
   } catch (error) {
     return [`Estimated time: unknown (${api.networkError(error)})`, ""];
   }

@@ -83,10 +83,10 @@ def test_the_estimate_is_the_speed_commands_measurement(
     script = f"import json, sys; print('warming up'); print(json.dumps({SPEED_LINE!r}))"
     command = [sys.executable, "-c", script]
     client = client_factory(make_settings(job_store, tmp_path, mnist_dir, training_command=command))
-    estimate = client.get("/jobs/estimate", params={"preset": "shipped"}, headers=AUTH).json()
+    estimate = client.post("/jobs/estimate", json={"preset": "shipped"}, headers=AUTH).json()
     assert estimate["seconds"] == 3328.0 and estimate["images_per_s"] == 500.0
     assert estimate["steps"] == 26000 and "24 real training steps" in estimate["basis"]
-    assert client.get("/jobs/estimate").status_code == 401  # admin only: it costs CPU
+    assert client.post("/jobs/estimate", json={}).status_code == 401  # admin only: it costs CPU
 
 
 @pytest.mark.slow
@@ -97,8 +97,8 @@ def test_the_real_speed_command_gives_an_estimate(
     client_factory: Callable[..., TestClient],
 ) -> None:
     client = client_factory(make_settings(job_store, tmp_path, mnist_dir))
-    estimate = client.get(
-        "/jobs/estimate", params={"steps": 2000, "batch_size": 64}, headers=AUTH
+    estimate = client.post(
+        "/jobs/estimate", json={"steps": 2000, "batch_size": 64}, headers=AUTH
     ).json()
     assert estimate["images_per_s"] > 0 and estimate["steps"] == 2000
     assert estimate["seconds"] == pytest.approx(2000 * 64 / estimate["images_per_s"], rel=0.01)

@@ -12,7 +12,7 @@ from pathlib import Path
 import openai
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from app.schemas.openai import PromptError, digit_of
 from gan.store import ModelStore
@@ -42,6 +42,7 @@ def test_b64_json_images_of_the_asked_size(client: TestClient) -> None:
     assert isinstance(body["created"], int) and len(body["data"]) == 2
     for item in body["data"]:
         image = Image.open(io.BytesIO(base64.b64decode(item["b64_json"])))
+        assert isinstance(image, PngImagePlugin.PngImageFile)
         assert image.size == (56, 56) and image.text["digit"] == "3"
         assert item["revised_prompt"].startswith("a handwritten 3 (seed ")
 
@@ -98,12 +99,13 @@ def live(tiny_store: ModelStore, tmp_path: Path) -> Iterator[ServerProcess]:
 def test_the_official_openai_client_works_unchanged(live: ServerProcess) -> None:
     client = openai.OpenAI(base_url=f"{live.base}/v1", api_key="any-key")
     result = client.images.generate(prompt="a handwritten 7", n=3, size="112x112")
-    assert len(result.data) == 3 and result.created > 0
+    assert result.data is not None and len(result.data) == 3 and result.created > 0
     for item in result.data:
         assert item.b64_json is not None
         assert Image.open(io.BytesIO(base64.b64decode(item.b64_json))).size == (112, 112)
     urls = client.images.generate(prompt="seven", response_format="url", model="tiny")
-    assert urls.data[0].url is not None and "/digits/7.png?seed=" in urls.data[0].url
+    assert urls.data is not None and urls.data[0].url is not None
+    assert "/digits/7.png?seed=" in urls.data[0].url
     with pytest.raises(openai.BadRequestError) as refused:
         client.images.generate(prompt="a cat")
-    assert refused.value.param == "prompt"  # type: ignore[attr-defined]
+    assert refused.value.param == "prompt"
