@@ -37,7 +37,8 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy app gan training tests benchmarks scripts
+	$(BIN)/mypy app gan training tests benchmarks scripts deploy/container/inflight.py \
+		deploy/kubernetes/check_manifests.py deploy/kubernetes/seed-store.py
 
 pytest: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
