@@ -199,11 +199,14 @@ def _documented_methods(scope: Scope) -> set[str]:
     openapi = getattr(scope.get("app"), "openapi", None)
     if openapi is None:
         return set()
-    methods: set[str] = set()
-    for template, operations in openapi().get("paths", {}).items():
-        if _template_pattern(template).fullmatch(scope["path"]):
-            methods |= {method.upper() for method in operations if method in _HTTP_METHODS}
-    return methods
+    paths = openapi().get("paths", {})
+    if scope["path"] in paths:  # a literal path wins over templates it would also match
+        matching = [paths[scope["path"]]]
+    else:
+        matching = [
+            ops for t, ops in paths.items() if _template_pattern(t).fullmatch(scope["path"])
+        ]
+    return {method.upper() for ops in matching for method in ops if method in _HTTP_METHODS}
 
 
 @functools.lru_cache(maxsize=256)

@@ -84,6 +84,17 @@ async def estimate_job(params: JobRequest, services: ServicesDep) -> Estimate:
     return Estimate(**await services.jobs.estimate(job_parameters(params)))
 
 
+@router.api_route(
+    "/estimate",
+    methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    include_in_schema=False,
+)
+async def estimate_other_methods() -> None:
+    """Without it, GET /jobs/estimate would reach GET /jobs/{job_id} (a 422 on the id) rather
+    than say that this resource only takes POST."""
+    raise HTTPException(405, "Method Not Allowed", headers={"Allow": "POST"})
+
+
 def job_parameters(params: JobRequest) -> dict[str, object]:
     """What a job records and the training command receives: a preset alone, or every field."""
     return {"preset": params.preset} if params.preset else params.model_dump(exclude={"preset"})
