@@ -22,14 +22,8 @@ from PIL import Image
 from app.applications.datasets import DatasetPlan
 from app.main import create_app
 from gan.store import ModelStore
-from support.app import app_settings, gated_loader, preserved_process_state, wait_ready
+from support.app import app_settings, gated_loader, wait_ready
 from training.data import IMAGES_MAGIC, LABELS_MAGIC, parse_idx
-
-
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    with preserved_process_state():
-        yield
 
 
 @pytest.fixture

@@ -23,19 +23,12 @@ from gan.restoration import NothingKnownError, RestorationError, restore, restor
 from gan.store import LoadedGenerator, ModelStore
 from support.app import (
     GATE_TIMEOUT_S,
-    preserved_process_state,
     wait_until,
 )
 from support.app import serve as serve_app
 from support.models import tiny_generator
 
 FAST = {"restore_steps": 4, "restore_restarts": 2, "restore_max_upload_bytes": 2048}
-
-
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    with preserved_process_state():
-        yield
 
 
 def serve(
