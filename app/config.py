@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         description="admission control: 503 at once when the queue ahead would take longer "
         "than this at the measured throughput",
     )
+    admission_wait_s: float = Field(
+        1.0,
+        ge=0,
+        description="admission control: how long a request waits, asleep, for room in the queue "
+        "before its 503 (clients that retry at once then cost no CPU)",
+    )
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 503 when busy")
     warmup_batches: int = Field(2, ge=0, description="forward passes run before ready")
     encode_threads: int = Field(

@@ -67,6 +67,7 @@ async def start_services(
         max_wait_ms=settings.max_wait_ms,
         max_queue_images=settings.max_queue_images,
         max_queue_wait_s=settings.max_queue_wait_s,
+        admission_wait_s=settings.admission_wait_s,
         warmup_batches=settings.warmup_batches,
         dtype=DTYPES[settings.dtype],
     )

@@ -122,10 +122,11 @@ SHED_ROUTES = (
 
 
 class LoadSheddingMiddleware:
-    """503 before the body is read or validated when the inference queue already refuses work.
-    Outermost, and as cheap as an answer gets (pre-encoded bytes, a counter, no access line): an
-    overloaded server spends its CPU on the work it admitted, not on refusing the rest. One
-    warning per second says how many requests were shed."""
+    """Before the body is read or validated: a request for images waits at the door (asleep) for
+    room in the inference queue, and is answered 503 if none comes within
+    ``GAN_ADMISSION_WAIT_S``. Outermost, and as cheap as an answer gets (pre-encoded bytes, a
+    counter, no access line): an overloaded server spends its CPU on the work it admitted, not
+    on refusing the rest. One warning per second says how many requests were shed."""
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics, retry_after_s: int) -> None:
         self.app = app
@@ -140,7 +141,7 @@ class LoadSheddingMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services = getattr(getattr(scope.get("app"), "state", None), "services", None)
         if scope["type"] == "http" and services is not None and _queues_images(scope):
-            refused = services.worker.refusal(1)
+            refused = await services.worker.wait_for_room(1)
             if refused is not None:
                 await self._shed(scope, send, *refused)
                 return

@@ -4,10 +4,12 @@ The event loop admits requests; the inference thread takes the first waiting req
 whatever else arrives within ``max_wait_ms``, up to ``max_batch_images`` images. A request never
 splits across batches: one that does not fit waits for the next.
 
-Admission control keeps goodput under overload: a request is refused at once (503) when
+Admission control keeps goodput under overload: a request finds no room when
 ``max_queue_images`` are already waiting, or when the queue ahead of it would take longer than
-``max_queue_wait_s`` at the measured throughput. Work that is admitted then finishes within its
-deadline instead of every request timing out together.
+``max_queue_wait_s`` at the measured throughput. It then waits at the door, asleep, up to
+``admission_wait_s`` for room, and only then gets a 503. Work that is admitted finishes within its
+deadline instead of every request timing out together, and clients that retry at once do not
+turn refusals into the server's main work.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ _STOP = object()
 
 
 RATE_SMOOTHING = 0.2  # weight of the newest batch in the throughput estimate (EWMA)
+ADMISSION_POLL_S = 0.02  # how often a request waiting at the door looks for room
 
 
 class Throughput:
@@ -113,6 +116,18 @@ class BatchQueue:
         return None
 
     # ----- the event loop's side -----------------------------------------------------------
+    async def wait_for_room(self, images: int, wait_s: float) -> tuple[str, str] | None:
+        """Wait (asleep, costing no CPU) up to ``wait_s`` for room for ``images`` more; the
+        refusal that still stands after it, or None. Refusing at once would let clients that
+        retry at once (a closed loop) spend the CPU on refusals instead of on the work admitted.
+        """
+        deadline = time.monotonic() + wait_s
+        refused = self.refusal(images)
+        while refused is not None and time.monotonic() < deadline:
+            await asyncio.sleep(ADMISSION_POLL_S)
+            refused = self.refusal(images)
+        return refused
+
     def admit(self, pending: PendingGeneration) -> None:
         """Queue ``pending``, or refuse it (``QueueFullError``): see ``refusal``."""
         with self._lock:

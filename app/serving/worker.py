@@ -51,6 +51,7 @@ class InferenceWorker:
         max_wait_ms: float,
         max_queue_images: int,
         max_queue_wait_s: float = float("inf"),
+        admission_wait_s: float = 0.0,
         warmup_batches: int = 1,
         dtype: torch.dtype = torch.float32,
     ) -> None:
@@ -59,6 +60,7 @@ class InferenceWorker:
         self.max_batch_images = max_batch_images
         self.max_wait_s = max_wait_ms / 1000
         self.max_queue_images = max_queue_images
+        self.admission_wait_s = admission_wait_s
         self.warmup_batches = warmup_batches
         self.dtype = dtype if device.type == "cuda" else torch.float32
         self._model = generator
@@ -92,9 +94,9 @@ class InferenceWorker:
     def queued_images(self) -> int:
         return self._queue.queued_images
 
-    def refusal(self, images: int) -> tuple[str, str] | None:
-        """Why ``images`` more would be refused now (``BatchQueue.refusal``), or None."""
-        return self._queue.refusal(images)
+    async def wait_for_room(self, images: int) -> tuple[str, str] | None:
+        """Wait at the door for room (``BatchQueue.wait_for_room``); the refusal left, or None."""
+        return await self._queue.wait_for_room(images, self.admission_wait_s)
 
     @property
     def alive(self) -> bool:
@@ -151,6 +153,7 @@ class InferenceWorker:
             time.monotonic() + timeout_s,
             model,
         )
+        await self._queue.wait_for_room(len(seeds), self.admission_wait_s)
         self._queue.admit(pending)
         try:
             return await asyncio.wait_for(pending.future, timeout_s)

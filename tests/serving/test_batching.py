@@ -4,6 +4,7 @@ refuses it before a body is read."""
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
@@ -79,3 +80,26 @@ def test_a_full_queue_sheds_before_the_body_is_read(tiny_store: ModelStore) -> N
     assert shed.status_code == 503 and shed.headers["retry-after"] == "1"
     assert "queue full" in shed.json()["detail"]
     assert url.status_code == 503  # shed before the query is validated too
+
+
+def test_a_request_waits_at_the_door_and_is_served_when_room_frees(tiny_store: ModelStore) -> None:
+    loader, model = gated_loader(open_gate=False)
+    with (
+        serve(tiny_store, loader, max_queue_images=1, max_wait_ms=0, admission_wait_s=5) as client,
+        ThreadPoolExecutor(3) as pool,
+    ):
+        worker = client.app.state.services.worker  # type: ignore[attr-defined]
+
+        def post(seed: int) -> httpx2.Response:
+            return client.post("/generate", json={"digit": 1, "seed": seed, "format": "png"})
+
+        busy = pool.submit(post, 0)
+        assert model().entered.wait(10)
+        queued = pool.submit(post, 1)
+        wait_until(lambda: worker.queued_images == 1)
+        waiting = pool.submit(post, 2)  # no room: it waits, asleep, instead of a 503
+        time.sleep(0.3)
+        assert not waiting.done()
+        model().gate.set()
+        answers = [future.result(10) for future in (busy, queued, waiting)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
