@@ -28,6 +28,7 @@ from gan.imaging import encode_png, tile
 from gan.networks import DiscriminatorConfig, GeneratorConfig
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import ModelStore, StoreError, VersionNotFound
+from training.augment import parse_policy
 from training.config import TrainConfig
 from training.data import DataError, checksums, download
 from training.options import build_parser
@@ -51,6 +52,10 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         ema_decay=args.ema_decay,
         mode_seeking=args.mode_seeking,
         aux_classifier_schedule=aux_classifier_schedule(args),
+        augment=",".join(parse_policy(args.augment)),
+        r1_gamma=args.r1_gamma,
+        r1_every=args.r1_every,
+        lr_decay_start=args.lr_decay_start,
         generator=GeneratorConfig(
             latent_dim=args.latent_dim,
             embed_dim=args.embed_dim,
@@ -154,30 +159,40 @@ def run_speed(args: argparse.Namespace) -> None:
     print(json.dumps(measure(train_config(args), args.seconds)), flush=True)
 
 
-def run_evaluate(
-    store_dir: str, data_dir: str | None, version: str, per_digit: int, as_json: bool
-) -> None:
+def run_evaluate(args: argparse.Namespace) -> None:
+    """Score a version; the manifest keeps the canonical evaluation (seed 0, truncation 1), and
+    another seed set or truncation is printed only."""
     from training.evaluate import score
 
-    store = ModelStore(store_dir)
-    generator = store.load_generator(known_version(store, version)).model
-    metrics: dict[str, Any] = score(generator, store, data_dir, per_digit)
-    store.update_metrics(version, metrics)
-    if as_json:
+    store = ModelStore(args.store)
+    version = known_version(store, args.version)
+    generator = store.load_generator(version).model
+    metrics: dict[str, Any] = score(
+        generator, store, args.data_dir, args.per_digit, args.seed, args.truncation
+    )
+    if args.seed == 0 and args.truncation == 1.0:
+        store.update_metrics(version, metrics)
+    if args.json:
         print(json.dumps(metrics))
         return
     print(f"{'metric':<24}{'value':>12}")
     for key, value in metrics.items():
+        if key == "per_digit":
+            continue
         print(
             f"{key:<24}{value:>12.4f}" if isinstance(value, float) else f"{key:<24}{value!s:>12.12}"
         )
+    print(f"\n{'digit':<8}{'accuracy':>10}{'FID':>10}")
+    for row in metrics["per_digit"]:
+        print(f"{row['digit']:<8}{row['accuracy']:>10.4f}{row['fid']:>10.2f}")
 
 
 def run_sample(args: argparse.Namespace) -> None:
     store = ModelStore(args.store)
     loaded = store.load_generator(sampled_version(store, args.version))
     seeds = list(range(args.seed, args.seed + args.n))
-    z, labels = latents_for_seeds(seeds, loaded.model.config.latent_dim, [args.digit] * args.n)
+    digits = [args.digit] * args.n
+    z, labels = latents_for_seeds(seeds, loaded.model.config.latent_dim, digits, args.truncation)
     with torch.inference_mode():
         images = to_uint8(loaded.model(z, labels)).numpy()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -231,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "train-classifier":
             run_train_classifier(args)
         elif args.command == "evaluate":
-            run_evaluate(args.store, args.data_dir, args.version, args.per_digit, args.json)
+            run_evaluate(args)
         elif args.command == "sample":
             run_sample(args)
         elif args.command == "activate":

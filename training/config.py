@@ -44,6 +44,16 @@ class TrainConfig:
     # learns the digit of real images and G is rewarded when its images are read as the digit
     # asked for. It trades conditional accuracy against recall (training/README.md).
     aux_classifier_schedule: StepSchedule = RECIPE_AUX_CLASSIFIER
+    # Differentiable augmentation of everything the critic sees (training.augment), e.g.
+    # "translation,cutout"; "" for none.
+    augment: str = ""
+    # Zero-centred gradient penalty on real images (R1, Mescheder et al., 2018): gamma / 2 *
+    # E|grad_x D(x)|^2, applied every r1_every steps with its weight scaled up to match (lazy
+    # regularisation, Karras et al., 2020). 0 for none.
+    r1_gamma: float = 0.0
+    r1_every: int = 4
+    # From this step on, both learning rates fall linearly to 0 at the last step; None: constant.
+    lr_decay_start: int | None = None
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     seed: int = 0

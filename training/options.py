@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import get_args
 
 from gan.networks import NUM_CLASSES, DiscriminatorConfig, GeneratorConfig, Upsampling
+from training.augment import parse_policy
 from training.config import Loss, TrainConfig
 from training.data import DATA_DIR_ENV
 from training.schedule import StepSchedule
@@ -47,6 +48,21 @@ def schedule_text(text: str) -> str:
         return str(StepSchedule.parse(text))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def policy_text(text: str) -> str:
+    """An augmentation policy, checked and written back as its canonical string."""
+    try:
+        return ",".join(parse_policy(text)) or "none"
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def truncation(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, not {value}")
+    return value
 
 
 def seconds(text: str) -> float:
@@ -166,6 +182,15 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
         add(flag, type=float, default=default, help=text)
     text = "weight of the mode-seeking regulariser, 0 for none"
     add("--mode-seeking", type=weight, default=TrainConfig.mode_seeking, metavar="W", help=text)
+    text = "the critic's differentiable augmentation: translation, cutout, both, or none"
+    add("--augment", type=policy_text, default=TrainConfig.augment or "none", help=text)
+    text = "weight gamma of the R1 gradient penalty on real images, 0 for none"
+    add("--r1-gamma", type=weight, default=TrainConfig.r1_gamma, metavar="G", help=text)
+    text = "pay the R1 penalty every N steps (scaled by N)"
+    add("--r1-every", type=at_least(1), default=TrainConfig.r1_every, metavar="N", help=text)
+    text = "from this step on, decay both learning rates linearly to 0 at the last step"
+    add("--lr-decay-start", type=at_least(0), default=TrainConfig.lr_decay_start, metavar="STEP",
+        help=text + " (default: constant rates)")  # fmt: skip
     aux = recipe.add_mutually_exclusive_group()
     aux.add_argument(
         "--aux-classifier-schedule",
@@ -255,6 +280,10 @@ def _evaluate_options(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("version", help="the version to score")
     text = "samples of each digit to score"
     evaluate.add_argument("--per-digit", type=at_least(2), default=1000, metavar="N", help=text)
+    text = "first seed of the sample set; the manifest keeps only seed 0's scores"
+    evaluate.add_argument("--seed", type=at_least(0), default=0, help=text)
+    text = "the latents' scale, 0 < T <= 1, as /generate's; the manifest keeps only 1's scores"
+    evaluate.add_argument("--truncation", type=truncation, default=1.0, metavar="T", help=text)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -266,6 +295,8 @@ def _sample_options(sample: argparse.ArgumentParser) -> None:
     add("--digit", type=int, choices=range(NUM_CLASSES), metavar="DIGIT", help=text)
     add("--n", type=at_least(1), default=10, help="how many samples")
     add("--seed", type=int, default=0, help="seed of the first sample")
+    text = "the latents' scale, 0 < T <= 1, as /generate's"
+    add("--truncation", type=truncation, default=1.0, metavar="T", help=text)
     add("--out", type=Path, required=True, metavar="FILE", help="FILE.png (a grid) or FILE.npz")
 
 

@@ -32,14 +32,14 @@ def measure(config: TrainConfig, seconds: float) -> dict[str, Any]:
         memory_format=memory_format(device)
     )
     labels = torch.randint(NUM_CLASSES, (config.batch_size,), device=device)
-    # The AC-GAN head costs the same whatever its weight; its peak weight keeps the term on.
-    aux_weight = config.aux_classifier_schedule.peak
-    for _ in range(WARMUP_STEPS):
-        train_step(config, nets, real, labels, aux_weight)
+    # Steps counted from 0, as a run's are: the AC-GAN term and the lazy R1 penalty cost what
+    # they cost in training, on the steps where they are due.
+    for step in range(WARMUP_STEPS):
+        train_step(config, nets, real, labels, step)
     _synchronize(device)
     timed, start = 0, time.perf_counter()
     while timed < MIN_STEPS or time.perf_counter() - start < seconds:
-        train_step(config, nets, real, labels, aux_weight)
+        train_step(config, nets, real, labels, WARMUP_STEPS + timed)
         _synchronize(device)
         timed += 1
     elapsed = time.perf_counter() - start

@@ -22,6 +22,7 @@ from torch.optim.swa_utils import AveragedModel
 from gan.networks import NUM_CLASSES, Discriminator, Generator
 from gan.sampling import from_uint8
 from gan.store import SAMPLES_FILE
+from training.augment import Policy, augment, parse_policy
 from training.checkpoint import (
     CHECKPOINT_FILE,
     Stateful,
@@ -68,8 +69,8 @@ def train(
     )
     for step in range(start_step, config.steps):
         real, real_labels = batches.at(step)
-        aux_weight = config.aux_classifier_schedule.at(step)
-        loss_d, loss_g = train_step(config, nets, real, real_labels, aux_weight)
+        set_learning_rates(config, nets, step)
+        loss_d, loss_g = train_step(config, nets, real, real_labels, step)
         done = step + 1
         if ddp.is_main and due(done, config.sample_every, config.steps):
             grid = sample_grid(nets.ema.module, config.generator.latent_dim, device)
@@ -195,6 +196,21 @@ class Batches:
         return real, self.labels[index]
 
 
+def learning_rate_scale(config: TrainConfig, step: int) -> float:
+    """1 until ``lr_decay_start``, then falling linearly to 0 at the run's last step."""
+    start = config.lr_decay_start
+    if start is None or step < start:
+        return 1.0
+    return max(0.0, (config.steps - step) / max(1, config.steps - start))
+
+
+def set_learning_rates(config: TrainConfig, nets: Networks, step: int) -> None:
+    scale = learning_rate_scale(config, step)
+    for optimizer, lr in ((nets.opt_g, config.lr_g), (nets.opt_d, config.lr_d)):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * scale
+
+
 # ----- one training step -------------------------------------------------------------------------
 
 
@@ -203,14 +219,21 @@ def train_step(
     nets: Networks,
     real: torch.Tensor,
     real_labels: torch.Tensor,
-    aux_weight: float,
+    step_index: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One update of D, then of G on the same fakes, then of the EMA, with this step's AC-GAN
-    weight; returns D's and G's loss."""
+    """One update of D, then of G on the same fakes, then of the EMA, with step ``step_index``'s
+    AC-GAN weight and (lazy) R1 penalty; returns D's and G's loss."""
     count = len(real_labels)
     z = torch.randn(count, config.generator.latent_dim).to(real.device)
     fake_labels = paired_labels(count).to(real.device)
-    step = Step(z, fake_labels, aux_weight)
+    r1_due = config.r1_gamma > 0 and step_index % config.r1_every == 0
+    step = Step(
+        z,
+        fake_labels,
+        aux_weight=config.aux_classifier_schedule.at(step_index),
+        r1_weight=config.r1_gamma * config.r1_every if r1_due else 0.0,
+        policy=parse_policy(config.augment),
+    )
     loss_d, fake = discriminator_step(config, nets, real, real_labels, step)
     loss_g = generator_step(config, nets, fake, step)
     nets.ema.update_parameters(nets.generator)
@@ -229,6 +252,8 @@ class Step:
     z: torch.Tensor
     fake_labels: torch.Tensor
     aux_weight: float
+    r1_weight: float  # gamma times the interval on the steps that pay the penalty, else 0
+    policy: tuple[Policy, ...]  # the critic's augmentation
 
 
 def discriminator_step(
@@ -242,11 +267,14 @@ def discriminator_step(
     (still attached to G's graph, for G's update)."""
     with nets.autocast:
         fake = nets.g_train(step.z, step.fake_labels)
-        real_score, real_logits = nets.d_train(real, real_labels)
-        fake_score, _ = nets.d_train(fake.detach(), step.fake_labels)
+        seen_real = augment(real, step.policy).requires_grad_(step.r1_weight > 0)
+        real_score, real_logits = nets.d_train(seen_real, real_labels)
+        fake_score, _ = nets.d_train(augment(fake.detach(), step.policy), step.fake_labels)
         loss_d = discriminator_loss(config.loss, real_score, fake_score)
         if real_logits is not None:
             loss_d = loss_d + step.aux_weight * F.cross_entropy(real_logits, real_labels)
+        if step.r1_weight > 0:
+            loss_d = loss_d + step.r1_weight / 2 * r1_penalty(real_score, seen_real)
     nets.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     nets.opt_d.step()
@@ -259,7 +287,7 @@ def generator_step(
     """Update G against the updated D, with the AC-GAN and mode-seeking terms when they are on."""
     half = len(step.fake_labels) // 2
     with nets.autocast:
-        fake_score, fake_logits = nets.d_train(fake, step.fake_labels)
+        fake_score, fake_logits = nets.d_train(augment(fake, step.policy), step.fake_labels)
         loss_g = generator_loss(config.loss, fake_score)
         if fake_logits is not None:
             loss_g = loss_g + step.aux_weight * F.cross_entropy(fake_logits, step.fake_labels)
@@ -281,6 +309,12 @@ def discriminator_loss(loss: Loss, real: torch.Tensor, fake: torch.Tensor) -> to
 def generator_loss(loss: Loss, fake: torch.Tensor) -> torch.Tensor:
     # Non-saturating form: maximise log D(G(z)) rather than minimise log(1 - D(G(z))).
     return -fake.mean() if loss == "hinge" else F.softplus(-fake).mean()
+
+
+def r1_penalty(real_score: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """E |grad_x D(x)|^2 over the real batch, kept in the graph so that D is trained on it."""
+    (gradient,) = torch.autograd.grad(real_score.float().sum(), real, create_graph=True)
+    return gradient.float().square().sum(dim=(1, 2, 3)).mean()
 
 
 def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:

@@ -37,7 +37,13 @@ from training.data import Split, checksums, load_split
 from training.ema import WARMUP_RULE, warmup_decay
 from training.evaluate import diversity_ratio, frechet_distance, precision_recall
 from training.schedule import StepSchedule
-from training.train import discriminator_loss, generator_loss, train
+from training.train import (
+    discriminator_loss,
+    generator_loss,
+    learning_rate_scale,
+    r1_penalty,
+    train,
+)
 
 TINY_DISCRIMINATOR = DiscriminatorConfig(channels=8)
 LOSSES: tuple[Loss, ...] = ("bce", "hinge")
@@ -404,6 +410,13 @@ def test_cli_train_classifier_then_evaluate(
         assert math.isfinite(metrics[key]) and metrics[key] >= 0.0, key
     # A random generator is far further from real digits than real digits are from each other.
     assert metrics["fid"] > metrics["fid_real_floor"]
+    per_digit = metrics["per_digit"]
+    assert [row["digit"] for row in per_digit] == list(range(10))
+    for row in per_digit:
+        assert 0.0 <= row["accuracy"] <= 1.0 and math.isfinite(row["fid"]) and row["fid"] >= 0
+    # The overall accuracy is the mean of the digits' (equal counts of each).
+    mean = sum(row["accuracy"] for row in per_digit) / 10
+    assert metrics["conditional_accuracy"] == pytest.approx(mean)
     # Evaluating must not alter the weights it evaluated.
     tiny_store.load_generator(TINY_VERSION)
 
@@ -412,6 +425,17 @@ def test_cli_train_classifier_then_evaluate(
     table = capsys.readouterr().out
     assert table.splitlines()[0].split() == ["metric", "value"]
     assert "conditional_accuracy" in table and "fid_real_floor" in table
+    assert ["digit", "accuracy", "FID"] in [line.split() for line in table.splitlines()]
+
+    # Another seed set or a truncation is printed, and the manifest keeps the canonical scores.
+    kept = tiny_store.manifest(TINY_VERSION).metrics
+    cli.main(
+        ["evaluate", TINY_VERSION, "--store", root, "--data-dir", data, "--per-digit", "10",
+         "--json", "--seed", "100000", "--truncation", "0.5"]
+    )  # fmt: skip
+    other = json.loads(capsys.readouterr().out)
+    assert other["fid"] != kept["fid"]
+    assert tiny_store.manifest(TINY_VERSION).metrics == kept
 
 
 def test_cli_train_evaluate_activate(
@@ -488,3 +512,40 @@ def test_png_samples_are_decodable(tiny_store: ModelStore, tmp_path: Path) -> No
     )
     pixels = np.asarray(Image.open(io.BytesIO(out.read_bytes())))
     assert pixels.shape == (32, 32) and pixels.dtype == np.uint8
+
+
+def test_augmentation_r1_and_learning_rate_decay_train(
+    config: TrainConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    levers = replace(
+        config,
+        steps=4,
+        augment="translation,cutout",
+        r1_gamma=1.0,
+        r1_every=2,
+        lr_decay_start=2,
+    )
+    train(levers, "jsonl")
+    progress = [e for e in events(capsys.readouterr().out) if e["event"] == "progress"]
+    assert len(progress) == 4
+    assert all(math.isfinite(e["loss_d"]) and math.isfinite(e["loss_g"]) for e in progress)
+    manifest = ModelStore(config.store).manifest("v")
+    assert manifest.training["augment"] == "translation,cutout"
+    assert manifest.training["r1_gamma"] == 1.0 and manifest.training["lr_decay_start"] == 2
+    assert {"augment", "r1_gamma", "r1_every", "lr_decay_start"} <= set(
+        manifest.training["recipe"]["changed"]
+    )
+
+
+def test_r1_penalty_is_the_squared_gradient_norm() -> None:
+    images = torch.randn(5, 1, 2, 2, requires_grad=True)
+    score = 3.0 * images.sum(dim=(1, 2, 3))  # gradient 3 at each of 4 pixels: |g|^2 = 36
+    assert float(r1_penalty(score, images)) == pytest.approx(36.0)
+
+
+def test_learning_rate_decays_linearly_to_zero_from_its_start(config: TrainConfig) -> None:
+    decaying = replace(config, steps=10, lr_decay_start=6)
+    assert [learning_rate_scale(decaying, step) for step in (0, 5, 6, 8, 9)] == [
+        1.0, 1.0, 1.0, 0.5, 0.25,
+    ]  # fmt: skip
+    assert learning_rate_scale(config, 2) == 1.0  # no decay unless asked
