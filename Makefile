@@ -61,6 +61,24 @@ bench: install  ## serving and generator benchmarks (prints tables)
 	$(BIN)/python benchmarks/generator_speed.py
 	$(BIN)/python benchmarks/serving.py
 
+# ----- The peers benchmark and the GPU check (benchmarks/README.md) ---------------------------
+.PHONY: bench-peers gpu-check gpu-check-dry
+
+# litserve and pyzmq (the `bench` extra) without litserve's uvicorn[standard]: uvloop and
+# httptools in .venv would change the event loop of the project's own server under test.
+$(VENV)/.bench: $(VENV)/.dev
+	$(BIN)/pip install --quiet --no-deps 'litserve==0.2.19' 'pyzmq==27.3.0'
+	touch $@
+
+bench-peers: $(VENV)/.bench  ## this project against LitServe and a naive FastAPI app (~4 min; wrk)
+	$(BIN)/python benchmarks/serving_peers.py
+
+gpu-check:  ## on a CUDA machine: CUDA tests, generator, serving, bf16 training (~5 min, JSON)
+	bash benchmarks/gpu_check.sh
+
+gpu-check-dry:  ## the GPU check's every stage, tiny, on the CPU (~1 min)
+	GPU_CHECK_DEVICE=cpu bash benchmarks/gpu_check.sh
+
 docs-images: install  ## redraw docs/samples.png and docs/screenshot.png from the active model
 	$(BIN)/python scripts/docs_images.py
 

@@ -12,6 +12,7 @@ Examples::
     python benchmarks/generator_speed.py                       # active version of ./model_store
     python benchmarks/generator_speed.py --random-init --quick # no trained model needed
     python benchmarks/generator_speed.py --device cuda --dtype bfloat16 --json
+    python benchmarks/generator_speed.py --device cuda --compile reduce-overhead  # + CUDA graphs
 
 The serving benchmark (``harness.runner``) imports :func:`prepare_model` and :func:`measure`
 from here, so both benchmarks time the generator the same way.
@@ -20,6 +21,7 @@ from here, so both benchmarks time the generator the same way.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -39,6 +41,10 @@ from gan.testing import random_generator
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DEFAULT_BATCHES = (1, 16, 64, 256)
+# torch.compile modes: "default" (Inductor kernels), "reduce-overhead" (and CUDA graphs, on CUDA),
+# "max-autotune" (and kernel autotuning: slow to compile).
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class BatchResult:
     latents_images_per_s: float
     end_to_end_ms: float  # latents + forward + to_uint8
     end_to_end_images_per_s: float
+    first_call_ms: float | None = None  # the first forward pass at this batch (compiles, if any)
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,29 @@ class ModelUnderTest:
     model: Generator
     device: torch.device
     dtype: torch.dtype
+    compile_mode: str = "none"
+    compiled: Forward | None = None  # torch.compile(model), when compile_mode is not "none"
 
     @property
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.model(z, labels) if self.compiled is None else self.compiled(z, labels)
+
+
+def compile_model(mut: ModelUnderTest, mode: str) -> ModelUnderTest:
+    """``mut`` with its forward pass through ``torch.compile`` (``mode`` from COMPILE_MODES;
+    static shapes: each batch size compiles once, on its first call, which the warm-up absorbs
+    and ``first_call_ms`` shows). "reduce-overhead" also captures CUDA graphs on CUDA."""
+    if mode == "none":
+        return mut
+    if mode not in COMPILE_MODES:
+        raise SystemExit(f"--compile: choose from {', '.join(COMPILE_MODES)}")
+    # One graph per batch size: allow more than torch's default of 8 recompilations.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    compiled = torch.compile(mut.model, mode=None if mode == "default" else mode, dynamic=False)
+    return dataclasses.replace(mut, compile_mode=mode, compiled=compiled)
 
 
 def load_model(
@@ -121,8 +147,8 @@ def time_call(
 def measure_batch(
     mut: ModelUnderTest, batch: int, *, warmup: int = 3, min_time_s: float = 2.0
 ) -> BatchResult:
-    model, device = mut.model, mut.device
-    latent_dim = model.config.latent_dim
+    device = mut.device
+    latent_dim = mut.model.config.latent_dim
     seeds = list(range(batch))
     digits: list[int | None] = [None] * batch  # a random digit per seed, like /generate's default
 
@@ -134,7 +160,7 @@ def measure_batch(
 
     def forward() -> object:
         with torch.inference_mode(), autocast():
-            return model(z, labels)
+            return mut.forward(z, labels)
 
     def latents() -> object:
         return latents_for_seeds(seeds, latent_dim, digits)
@@ -142,9 +168,13 @@ def measure_batch(
     def end_to_end() -> object:  # mirrors app.serving.worker.InferenceWorker._forward
         z_new, labels_new = latents_for_seeds(seeds, latent_dim, digits)
         with torch.inference_mode(), autocast():
-            images = model(z_new.to(device), labels_new.to(device))
+            images = mut.forward(z_new.to(device), labels_new.to(device))
         return to_uint8(images).numpy(), labels_new.tolist()
 
+    started = time.perf_counter()
+    forward()
+    _synchronize(device)
+    first_call_s = time.perf_counter() - started
     forward_s = time_call(forward, device, warmup=warmup, min_time_s=min_time_s)
     latents_s = time_call(latents, device, warmup=warmup, min_time_s=min_time_s)
     end_to_end_s = time_call(end_to_end, device, warmup=warmup, min_time_s=min_time_s)
@@ -156,6 +186,7 @@ def measure_batch(
         latents_images_per_s=batch / latents_s,
         end_to_end_ms=end_to_end_s * 1000,
         end_to_end_images_per_s=batch / end_to_end_s,
+        first_call_ms=first_call_s * 1000,
     )
 
 
@@ -195,6 +226,7 @@ def environment(mut: ModelUnderTest) -> dict[str, object]:
         "architecture": mut.model.config.to_dict(),
         "device": str(mut.device),
         "dtype": str(mut.dtype).removeprefix("torch."),
+        "compile": mut.compile_mode,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -249,6 +281,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default="none",
+        help="time the forward pass through torch.compile in this mode (reduce-overhead: and "
+        "CUDA graphs on CUDA); none = eager",
+    )
+    parser.add_argument(
         "--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)"
     )
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls before each timing")
@@ -262,6 +301,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="time in the main thread (default: a dedicated thread, like the service's worker)",
     )
     parser.add_argument("--json", action="store_true", help="also print results as JSON")
+    parser.add_argument("--json-out", type=Path, metavar="PATH", help="write results as JSON")
     args = parser.parse_args(argv)
     if args.quick:
         args.min_time, args.warmup = 0.2, 1
@@ -273,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     mut = prepare_model(args.store, args.version, args.random_init, args.device, args.dtype)
+    mut = compile_model(mut, args.compile)
     env = environment(mut)
     env["thread"] = "main" if args.main_thread else "worker"
     results = [
@@ -283,14 +324,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     print(
         f"Generator {env['model']}: {env['parameters']:,} parameters, "
-        f"{env['device']} {env['dtype']}, torch {env['torch']} "
+        f"{env['device']} {env['dtype']}"
+        f"{'' if mut.compile_mode == 'none' else ', torch.compile ' + mut.compile_mode}, "
+        f"torch {env['torch']} "
         f"({env['torch_threads']} threads, {env['cpu_count']} CPUs, load average "
         f"{env['load_average_1m']}), {env['thread']} thread, "
         f"min {args.min_time:g} s per measurement\n"
     )
     print(markdown_table(results))
+    document = {"environment": env, "results": [asdict(r) for r in results]}
     if args.json:
-        print(json.dumps({"environment": env, "results": [asdict(r) for r in results]}, indent=2))
+        print(json.dumps(document, indent=2))
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(document, indent=2) + "\n")
     sys.stdout.flush()
 
 

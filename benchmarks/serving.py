@@ -8,7 +8,8 @@ server's RSS from ``/proc/<pid>/status`` and reads its peak (``VmHWM``) just bef
 Scenarios:
 
 * ``single``: ``POST /generate {"seed": i, "format": "png"}`` -- one PNG image per request;
-* ``n64``: ``POST /generate {"n": 64, "format": "base64"}`` -- 64 images per request, as JSON.
+* ``n64``: ``POST /generate {"n": 64, "format": "base64"}`` -- 64 images per request, as JSON;
+* ``n256``: the same with ``"n": 256`` (not run by default; ``benchmarks/gpu_check.sh`` runs it).
 
 Modes: ``on`` = ``GAN_MAX_BATCH_IMAGES=256`` (the worker merges queued requests into one forward
 pass); ``off`` = ``GAN_MAX_BATCH_IMAGES=1`` (one request per forward pass; a 64-image request is
@@ -41,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from generator_speed import positive_int_list
+from generator_speed import DTYPES, positive_int_list
 from harness.load import SCENARIOS
 from harness.runner import random_model_store, run
 from harness.server import MODES
@@ -79,7 +80,10 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
         help="comma-separated client concurrencies (default 1,8,32,128; 1,8 with --quick)",
     )
     parser.add_argument(
-        "--scenarios", type=_choices(SCENARIOS), default=list(SCENARIOS), help="single,n64"
+        "--scenarios",
+        type=_choices(SCENARIOS),
+        default=["single", "n64"],
+        help="comma-separated, of single,n64,n256 (default single,n64)",
     )
     parser.add_argument("--modes", type=_choices(MODES), default=list(MODES), help="on,off")
 
@@ -98,6 +102,18 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="GAN_TORCH_THREADS of the servers and threads of the raw measurement "
         "(0 = the app's default, all cores but one)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="GAN_DEVICE of the servers and device of the raw ceiling (default: the app's "
+        "auto for the servers, cpu for the raw ceiling)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default=None,
+        help="GAN_DTYPE of the servers, and dtype of the raw ceiling on CUDA (default: the app's)",
     )
     parser.add_argument(
         "--server-env",

@@ -24,7 +24,8 @@ import httpx
 from harness.server import Server
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SCENARIOS = ("single", "n64")
+SCENARIOS = ("single", "n64", "n256")
+IMAGES = {"single": 1, "n64": 64, "n256": 256}
 
 
 @dataclass
@@ -71,11 +72,11 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 def request_body(scenario: str, index: int) -> dict[str, Any]:
     if scenario == "single":
         return {"seed": index, "format": "png"}
-    return {"n": 64, "format": "base64"}
+    return {"n": IMAGES[scenario], "format": "base64"}
 
 
 def images_per_request(scenario: str) -> int:
-    return 1 if scenario == "single" else 64
+    return IMAGES[scenario]
 
 
 def check_response(scenario: str, response: httpx.Response) -> str | None:
@@ -88,7 +89,8 @@ def check_response(scenario: str, response: httpx.Response) -> str | None:
         count = len(response.json()["images"])
     except (ValueError, KeyError, TypeError):
         return "not a JSON body with images"
-    return None if count == 64 else f"{count} images instead of 64"
+    wanted = IMAGES[scenario]
+    return None if count == wanted else f"{count} images instead of {wanted}"
 
 
 WRK_SCRIPT = """

@@ -168,7 +168,11 @@ def raw_ceiling(args: argparse.Namespace, store: Path) -> tuple[BatchResult, dic
         raise SystemExit(
             f"{error}\nTrain and publish a model first, pass --store, or use --random-model."
         ) from error
-    mut = prepare_model(store, None, random_init=False)
+    device = getattr(args, "device", None) or "cpu"
+    dtype = getattr(args, "dtype", None) or "float32"
+    mut = prepare_model(
+        store, None, random_init=False, device=device, dtype=dtype if device != "cpu" else "float32"
+    )
     raw = measure(mut, 64, min_time_s=args.raw_min_time)
     env = environment(mut)
     del mut

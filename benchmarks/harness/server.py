@@ -114,6 +114,10 @@ def server_env(args: argparse.Namespace, mode: str, store: Path, state_dir: Path
     }
     if args.max_wait_ms is not None:
         settings["GAN_MAX_WAIT_MS"] = f"{args.max_wait_ms:g}"
+    if getattr(args, "device", None) is not None:
+        settings["GAN_DEVICE"] = args.device
+    if getattr(args, "dtype", None) is not None:
+        settings["GAN_DTYPE"] = args.dtype
     for item in args.server_env:
         key, _, value = item.partition("=")
         settings[key] = value

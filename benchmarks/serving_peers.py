@@ -1,0 +1,399 @@
+"""This project's server against two peers on the same model and request: LitServe (dynamic
+batching, max_batch_size=64, batch_timeout=5 ms, one worker) and a naive FastAPI app (the model
+in a sync ``def`` route, no batching), both in ``benchmarks/peers/``.
+
+For each server in turn (one at a time, on 127.0.0.1 and a free port): start it, wait for
+``/readyz``, check one ``{"digit": 7, "seed": 42, "format": "png"}`` answer (a PNG; its sha256 is
+compared across servers), warm it up with wrk at c=32 for ``--warmup`` seconds, then measure
+single-PNG ``POST /generate`` (seeds varying) with wrk ``-t1`` at each ``--concurrency`` for
+``--duration`` seconds; stop it (peers: their whole process group). Before any server starts, the
+in-process generator is timed at batch 64 with the servers' thread count; with the project's
+server up, ``{"n": 64, "format": "base64"}`` goodput (200s only, ``harness.goodput``) is measured
+at each ``--n64-concurrency`` and at 4 x the best of them, and compared with that raw forward pass
+and with the best goodput.
+
+Prints the tables and writes everything, with a description of the machine, as JSON::
+
+    python benchmarks/serving_peers.py                                  # ~4 minutes
+    python benchmarks/serving_peers.py --quick --json /tmp/peers.json   # smoke run, 2 s cells
+    python benchmarks/serving_peers.py --servers naive --concurrency 8 --duration 5 --skip-n64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from generator_speed import positive_int_list
+from harness import peers
+from harness.goodput import GoodputRow, goodput_row
+from harness.peers import Cell
+from harness.server import REPO_ROOT, Server, stop_server, wait_ready
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results-peers.json"
+PACKAGES = (
+    "torch", "numpy", "pillow", "fastapi", "starlette", "uvicorn", "h11", "uvloop", "httptools",
+    "pydantic", "litserve", "pyzmq", "httpx",
+)  # fmt: skip
+
+
+def _servers(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in peers.SERVERS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"choose from {','.join(peers.SERVERS)}, each once")
+    return names
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    add = parser.add_argument
+    add("--store", type=Path, default=Path("model_store"), help="model store (its active version)")
+    add("--servers", type=_servers, default=list(peers.SERVERS), help="project,litserve,naive")
+    add("--concurrency", type=positive_int_list, default=[1, 8, 32, 128], help="single-PNG cells")
+    add("--duration", type=float, help="seconds per cell (default 10; 2 with --quick)")
+    add("--warmup", type=float, help="seconds of wrk at c=32 before a server's cells (default 8)")
+    add("--warmup-concurrency", type=int, default=32, help="concurrency of the warm-up")
+    add("--settle", type=float, default=1.0, help="pause between cells, s")
+    add(
+        "--n64-concurrency",
+        type=positive_int_list,
+        default=[1, 4, 8],
+        help="n=64 base64 goodput points of the project's server; 4 x the best is added",
+    )
+    add("--overload-factor", type=int, default=4, help="overload = this x the best n64 point")
+    add("--skip-n64", action="store_true", help="no raw ceiling, no n64 goodput")
+    add("--raw-min-time", type=float, default=3.0, help="timed seconds of the raw forward pass")
+    add(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads of every server and of the raw forward pass "
+        "(0 = the project's default: all cores but one)",
+    )
+    add("--device", default=None, help="GAN_DEVICE of the project and --device of the peers")
+    add("--http", default="h11", help="uvicorn HTTP protocol of the peers (the project: h11)")
+    add(
+        "--litserve-fast-queue",
+        action="store_true",
+        help="LitServer(fast_queue=True): ZeroMQ instead of multiprocessing queues",
+    )
+    add(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="GAN_KEY=VALUE",
+        help="extra setting of the project's server (repeatable)",
+    )
+    add("--wrk-timeout", type=float, default=30.0, help="wrk --timeout, s")
+    add("--host", default="127.0.0.1")
+    add("--startup-timeout", type=float, default=180.0)
+    add(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="SIGTERM to SIGKILL, s (LitServe sometimes keeps its HTTP process after SIGTERM)",
+    )
+    add("--quick", action="store_true", help="2 s cells, 2 s warm-up, 0.5 s raw forward pass")
+    add("--json", type=Path, default=DEFAULT_JSON, help="where to write the results")
+    add("--no-json", action="store_true", help="write no JSON")
+    args = parser.parse_args(argv)
+    if args.duration is None:
+        args.duration = 2.0 if args.quick else 10.0
+    if args.warmup is None:
+        args.warmup = 2.0 if args.quick else 8.0
+    if args.quick:
+        args.raw_min_time = min(args.raw_min_time, 0.5)
+    if not shutil.which("wrk"):
+        parser.error("wrk is not installed (apt-get install wrk)")
+    for item in args.server_env:
+        if not item.startswith("GAN_") or "=" not in item:
+            parser.error(f"--server-env wants GAN_KEY=VALUE, got {item!r}")
+    return args
+
+
+# ----- the machine ----------------------------------------------------------------------------
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _mem_total_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _first_line(command: list[str]) -> str | None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else None
+
+
+def machine(torch_threads: int) -> dict[str, Any]:
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_gib": _mem_total_gib(),
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch_threads,
+        "cuda_available": torch.cuda.is_available(),
+        "packages": {name: _version(name) for name in PACKAGES},
+        "wrk": _first_line(["wrk", "-v"]),
+        "git_commit": _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"]),
+        "load_average_start": list(os.getloadavg()),
+    }
+
+
+# ----- the run --------------------------------------------------------------------------------
+def effective_threads(requested: int) -> int:
+    return requested or max(1, (os.cpu_count() or 2) - 1)
+
+
+def start(args: argparse.Namespace, name: str, workdir: Path) -> tuple[Server, float]:
+    threads = effective_threads(args.torch_threads)
+    if name == "project":
+        server = peers.spawn_project(
+            args.host, args.store, workdir, threads, args.device, args.server_env
+        )
+    else:
+        extra = ["--fast-queue"] if name == "litserve" and args.litserve_fast_queue else []
+        server = peers.spawn_peer(
+            name, args.host, args.store, workdir, threads, args.device, args.http, extra
+        )
+    try:
+        return server, wait_ready(server, args.startup_timeout, args.shutdown_timeout)
+    except BaseException:
+        stop(args, server)
+        raise
+
+
+def stop(args: argparse.Namespace, server: Server) -> tuple[int | None, float, bool]:
+    if server.env.get(peers.GROUP):
+        return peers.stop_group(server, args.shutdown_timeout)
+    return stop_server(server, args.shutdown_timeout)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def n64_goodput(args: argparse.Namespace, server: Server) -> list[GoodputRow]:
+    """n=64 base64 goodput at each --n64-concurrency, then at the overload factor x the best."""
+    rows: list[GoodputRow] = []
+
+    def point(concurrency: int) -> None:
+        row = goodput_row(server, args.host, "on", concurrency, args.duration, args.wrk_timeout)
+        load = row.load
+        say(
+            f"  n64 c={concurrency}: {load.images_per_s:,.0f} images/s (200 x{load.ok}, "
+            f"503 x{load.shed}, other {load.other_errors})"
+        )
+        rows.append(row)
+        time.sleep(args.settle)
+
+    for concurrency in args.n64_concurrency:
+        point(concurrency)
+    best = max(rows, key=lambda row: row.load.images_per_s).load.concurrency
+    overload = args.overload_factor * best
+    if overload not in args.n64_concurrency:
+        point(overload)
+    return rows
+
+
+def run_server(
+    args: argparse.Namespace, name: str, workdir: Path, seed_base: int
+) -> tuple[list[Cell], list[GoodputRow], dict[str, Any]]:
+    say(f"{peers.LABELS[name]}:")
+    server, startup_s = start(args, name, workdir)
+    record: dict[str, Any] = {"name": name, "settings": server.env, "startup_s": startup_s}
+    cells: list[Cell] = []
+    goodput: list[GoodputRow] = []
+    try:
+        say(f"  ready in {startup_s:.1f} s")
+        record["sanity"] = peers.sanity(server)
+        if not record["sanity"]["ok"]:
+            raise RuntimeError(f"{name}: bad answer {record['sanity']}\n{server.log_tail()}")
+        warm = peers.measure_cell(
+            server, args.warmup_concurrency, args.warmup, args.wrk_timeout, seed_base
+        )
+        record["warmup"] = asdict(warm)
+        say(f"  warm-up c={warm.concurrency}: {warm.requests_per_s:,.1f} req/s")
+        for index, concurrency in enumerate(args.concurrency, start=1):
+            time.sleep(args.settle)
+            cell = peers.measure_cell(
+                server, concurrency, args.duration, args.wrk_timeout, seed_base + index * 10**7
+            )
+            cells.append(cell)
+            say(
+                f"  c={concurrency}: {cell.requests_per_s:,.1f} req/s, p50 {cell.p50_ms or 0:.1f} "
+                f"ms, p99 {cell.p99_ms or 0:.1f} ms, errors {cell.errors}"
+            )
+        if name == "project" and not args.skip_n64:
+            time.sleep(args.settle)
+            goodput = n64_goodput(args, server)
+    finally:
+        record["exit_code"], record["shutdown_s"], record["killed"] = stop(args, server)
+        record["log_tail"] = server.log_tail(20)
+    return cells, goodput, record
+
+
+def n64_summary(
+    goodput: list[GoodputRow], raw: dict[str, Any] | None, factor: int
+) -> dict[str, Any] | None:
+    if not goodput:
+        return None
+    best = max(goodput, key=lambda row: row.load.images_per_s)
+    over_c = factor * best.load.concurrency
+    over = next((row for row in goodput if row.load.concurrency == over_c), None)
+    best_ips = best.load.images_per_s
+    return {
+        "best_concurrency": best.load.concurrency,
+        "best_images_per_s": best_ips,
+        "raw_forward_images_per_s": raw["forward_images_per_s"] if raw else None,
+        "pct_of_raw_forward": 100 * best_ips / raw["forward_images_per_s"] if raw else None,
+        "raw_end_to_end_images_per_s": raw["end_to_end_images_per_s"] if raw else None,
+        "overload_concurrency": over_c,
+        "overload_images_per_s": over.load.images_per_s if over else None,
+        "overload_pct_of_best": 100 * over.load.images_per_s / best_ips
+        if over and best_ips
+        else None,
+        "overload_503": over.load.shed if over else None,
+        "overload_other_errors": over.load.other_errors if over else None,
+    }
+
+
+def n64_lines(summary: dict[str, Any] | None, threads: int) -> list[str]:
+    if summary is None:
+        return ["- n=64 base64: not measured"]
+    lines = []
+    if summary["pct_of_raw_forward"] is not None:
+        lines.append(
+            f"- n=64 base64, best goodput (c={summary['best_concurrency']}): "
+            f"{summary['best_images_per_s']:,.0f} images/s = {summary['pct_of_raw_forward']:.0f}% "
+            f"of the raw forward pass at batch 64 ({summary['raw_forward_images_per_s']:,.0f} "
+            f"images/s, {threads} torch thread{'s' if threads > 1 else ''}; target >= 80%)"
+        )
+    if summary["overload_pct_of_best"] is not None:
+        lines.append(
+            f"- n=64 goodput at c={summary['overload_concurrency']} (4x overload): "
+            f"{summary['overload_images_per_s']:,.0f} images/s = "
+            f"{summary['overload_pct_of_best']:.0f}% of the best (target >= 80%); "
+            f"503 x{summary['overload_503']}, other errors {summary['overload_other_errors']}"
+        )
+    return lines
+
+
+def raw_forward(args: argparse.Namespace) -> dict[str, Any]:
+    """The in-process generator at batch 64, with the servers' thread count (harness.runner)."""
+    from harness.runner import raw_ceiling
+
+    raw_args = argparse.Namespace(
+        torch_threads=effective_threads(args.torch_threads), raw_min_time=args.raw_min_time
+    )
+    raw, env = raw_ceiling(raw_args, args.store)
+    return {**asdict(raw), "environment": env}
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    threads = effective_threads(args.torch_threads)
+    env = machine(threads)
+    raw = None
+    if "project" in args.servers and not args.skip_n64:
+        raw = raw_forward(args)
+    cells: list[Cell] = []
+    goodput: list[GoodputRow] = []
+    records = []
+    for index, name in enumerate(args.servers):
+        server_cells, server_goodput, record = run_server(args, name, workdir, index * 10**9)
+        cells += server_cells
+        goodput += server_goodput
+        records.append(record)
+    env["load_average_end"] = list(os.getloadavg())
+    summary: dict[str, Any] = {
+        "ratios": peers.ratios(cells, args.concurrency),
+        "n64": n64_summary(goodput, raw, args.overload_factor),
+        "same_png": len({r["sanity"].get("sha256") for r in records if "sanity" in r}) == 1,
+    }
+    main_table = peers.table(cells, args.servers, args.concurrency)
+    print(
+        f"\nServing peers: model {records[0]['sanity'].get('model_version')}, "
+        f"{args.duration:g} s per cell after {args.warmup:g} s of warm-up at "
+        f"c={args.warmup_concurrency}, wrk -t1 on the same machine ({env['cpu_model']}, "
+        f"{env['cpu_count']} CPUs, torch {env['torch']}, {threads} torch threads; load average "
+        f"{env['load_average_start'][0]:.2f} at the start)\n"
+    )
+    print(main_table)
+    print("\nServer processes per cell (from /proc):\n")
+    print(peers.detail_table(cells))
+    print()
+    for line in n64_lines(summary["n64"], threads):
+        print(line)
+    print(
+        "- the same PNG for {digit 7, seed 42} from every server: "
+        + ("yes" if summary["same_png"] else "NO (see servers[].sanity)")
+    )
+    return {
+        "machine": env,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "servers": records,
+        "cells": [asdict(cell) for cell in cells],
+        "raw_forward_batch64": raw,
+        "n64_goodput": [
+            {**asdict(row), "images_per_s": row.load.images_per_s, "ok_200": row.load.ok}
+            for row in goodput
+        ],
+        "summary": summary,
+        "table": main_table,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="gan-peers-") as tmp:
+        results = run(args, Path(tmp))
+    if not args.no_json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

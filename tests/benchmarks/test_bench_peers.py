@@ -1,0 +1,95 @@
+"""The peers benchmark's servers answer what the project answers, and its reports and the GPU
+check's plan hold together (no server process, no wrk, no GPU needed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+for folder in (BENCHMARKS, BENCHMARKS / "peers"):
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))  # last: never shadows a module of the project
+
+import naive_server  # noqa: E402
+import peer_common  # noqa: E402
+
+import gpu_check  # noqa: E402
+from gan.store import ModelStore  # noqa: E402
+from harness import peers  # noqa: E402
+
+BODY = {"digit": 7, "seed": 42, "format": "png"}
+
+
+def test_naive_peer_sends_the_projects_png(client: TestClient, tiny_store: ModelStore) -> None:
+    ours = client.post("/generate", json=BODY)
+    loaded = peer_common.load_active(tiny_store.root, "cpu")
+    with TestClient(naive_server.create_app(loaded, "cpu")) as naive:
+        assert naive.get("/readyz").status_code == 200
+        theirs = naive.post("/generate", json=BODY)
+        assert naive.post("/generate", json={**BODY, "digit": 10}).status_code == 422
+    assert ours.status_code == theirs.status_code == 200
+    assert theirs.headers["content-type"] == "image/png"
+    assert theirs.headers["x-seed"] == "42"
+    assert theirs.content == ours.content
+
+
+def test_litserve_peer_sends_the_projects_png(client: TestClient, tiny_store: ModelStore) -> None:
+    pytest.importorskip("litserve")
+    import litserve_server
+
+    api = litserve_server.GeneratorAPI(tiny_store.root, torch_threads=torch.get_num_threads())
+    api.setup("cpu")
+    requests = [api.decode_request(BODY), api.decode_request({**BODY, "seed": 43})]
+    outputs = api.unbatch(api.predict(api.batch(requests)))
+    first = api.encode_response(outputs[0])
+    assert first.media_type == "image/png"
+    assert first.body == client.post("/generate", json=BODY).content
+    assert outputs[1][2] == 43
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"digit": 10}, "digit"),
+        ({"digit": True}, "digit"),
+        ({"seed": -1}, "seed"),
+        ({"format": "base64"}, "png"),
+        ({"n": 2}, "unknown"),
+        ([], "object"),
+    ],
+)
+def test_peer_request_checks(body: object, problem: str) -> None:
+    with pytest.raises(peer_common.BadRequest, match=problem):
+        peer_common.parse_request(body)
+
+
+def _cell(server: str, concurrency: int, rate: float) -> peers.Cell:
+    return peers.Cell(server, concurrency, 2.0, int(rate * 2), rate, 1.0, 2.0, 0, {}, 0.5, 1, 1)
+
+
+def test_ratios_and_table() -> None:
+    cells = [_cell("project", 8, 400), _cell("litserve", 8, 200), _cell("naive", 8, 100)]
+    cells.append(_cell("project", 32, 300))
+    ratios = peers.ratios(cells, [8, 32])
+    assert ratios["project/litserve"] == {"8": 2.0, "32": None}
+    assert ratios["project/naive"]["8"] == 4.0
+    table = peers.table(cells, list(peers.SERVERS), [8, 32])
+    assert "| 8 | 400.0 | 1.0 / 2.0 | 200.0 |" in table
+    assert table.splitlines()[-1].endswith("| - | - | - | - | - | - |")
+
+
+def test_gpu_check_plans_and_refuses_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
+    dry = gpu_check.make_plan(gpu_check.parse_args(["--device", "cpu"]))
+    assert dry.dry and dry.dtypes == ["float32"] and dry.batches == gpu_check.DRY_BATCHES
+    real = gpu_check.make_plan(gpu_check.parse_args(["--device", "cuda"]))
+    assert real.batches == "1,16,256,1024,4096,16384" and real.dtypes == ["float32", "bfloat16"]
+    assert real.train_steps == 200 and real.compile_mode == "reduce-overhead"
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert gpu_check.main(["--device", "cuda"]) == gpu_check.NO_CUDA_EXIT
+    assert "no CUDA device" in capsys.readouterr().err
