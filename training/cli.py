@@ -182,9 +182,12 @@ def run_evaluate(args: argparse.Namespace) -> None:
         print(
             f"{key:<24}{value:>12.4f}" if isinstance(value, float) else f"{key:<24}{value!s:>12.12}"
         )
-    print(f"\n{'digit':<8}{'accuracy':>10}{'FID':>10}")
+    print(f"\n{'digit':<8}{'accuracy':>10}{'FID':>10}{'floor':>10}")
     for row in metrics["per_digit"]:
-        print(f"{row['digit']:<8}{row['accuracy']:>10.4f}{row['fid']:>10.2f}")
+        print(
+            f"{row['digit']:<8}{row['accuracy']:>10.4f}{row['fid']:>10.2f}"
+            f"{row['fid_real_floor']:>10.2f}"
+        )
 
 
 def run_sample(args: argparse.Namespace) -> None:

@@ -414,6 +414,7 @@ def test_cli_train_classifier_then_evaluate(
     assert [row["digit"] for row in per_digit] == list(range(10))
     for row in per_digit:
         assert 0.0 <= row["accuracy"] <= 1.0 and math.isfinite(row["fid"]) and row["fid"] >= 0
+        assert math.isfinite(row["fid_real_floor"]) and row["fid_real_floor"] >= 0
     # The overall accuracy is the mean of the digits' (equal counts of each).
     mean = sum(row["accuracy"] for row in per_digit) / 10
     assert metrics["conditional_accuracy"] == pytest.approx(mean)
@@ -425,7 +426,7 @@ def test_cli_train_classifier_then_evaluate(
     table = capsys.readouterr().out
     assert table.splitlines()[0].split() == ["metric", "value"]
     assert "conditional_accuracy" in table and "fid_real_floor" in table
-    assert ["digit", "accuracy", "FID"] in [line.split() for line in table.splitlines()]
+    assert ["digit", "accuracy", "FID", "floor"] in [line.split() for line in table.splitlines()]
 
     # Another seed set or a truncation is printed, and the manifest keeps the canonical scores.
     kept = tiny_store.manifest(TINY_VERSION).metrics
