@@ -16,14 +16,15 @@ from app.config import ConfigError, Settings
 def main() -> None:
     try:
         settings = Settings()
+        from app.http.server import resolve_parser, serve
+
+        resolve_parser(settings.http_parser)  # GAN_HTTP_PARSER=httptools without httptools
         from app.main import create_app  # torch and the app only once the settings are sound
 
         app = create_app(settings)
     except (ValidationError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    from app.http.server import serve
-
     serve(app, settings, app.state.draining)
 
 

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         description="on SIGTERM, seconds to keep serving with /readyz at 503 before shutting "
         "down (let a load balancer stop sending first)",
     )
+    http_parser: Literal["auto", "httptools", "h11"] = Field(
+        "auto",
+        description="HTTP/1.1 parser of python -m app: httptools (C, from uvicorn[standard]), h11 "
+        "(pure Python, more CPU per request); auto = httptools when installed",
+    )
     max_header_bytes: int = limits.MAX_HEADER_BYTES.field()
     header_timeout_s: int = limits.HEADER_TIMEOUT_S.field()
     max_connections: int = limits.MAX_CONNECTIONS.field()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -55,6 +56,10 @@ class ServiceMetrics:
         )
         self._serving(r)
         self._applications_and_jobs(r)
+        # The labelled children of the per-request series, by label values: ``labels()`` costs a
+        # lock and a tuple of str() per call, on the event loop, for every request.
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._latency_children: dict[str, Any] = {}
 
     def _serving(self, r: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -117,6 +122,19 @@ class ServiceMetrics:
             "gan_job_running", "1 while a retraining job is queued or running", registry=r
         )
         self.job_step = Gauge("gan_job_step", "The running job's last reported step", registry=r)
+
+    def observe_request(self, method: str, route: str, status: int, elapsed_s: float) -> None:
+        """Count one answered request and its latency (``route`` is a template, so the label
+        values, and this cache, stay bounded as the series themselves are)."""
+        key = (method, route, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(method, route, str(status))
+        counter.inc()
+        latency = self._latency_children.get(route)
+        if latency is None:
+            latency = self._latency_children[route] = self.latency.labels(route)
+        latency.observe(elapsed_s)
 
     def watch(
         self,

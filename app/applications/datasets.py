@@ -1,11 +1,11 @@
 """Synthetic labelled data sets: ``per_digit`` samples of each digit, streamed as a zip archive.
 
 Image ``i`` of a data set has digit ``digits[i // per_digit]`` and seed ``seed + i``, exactly the
-image ``POST /generate`` draws for that digit and seed, so a data set is regenerated bit for bit
-from its manifest (model version, digits, per_digit, seed). Images are generated in chunks through
-the inference worker (sharing its batches and queue with every other request) and each chunk is
-compressed into the archive and sent before the next one is needed: memory stays at a chunk or
-two, whatever the data set's size.
+image ``POST /generate`` draws for that digit, seed and truncation, so a data set is regenerated
+bit for bit from its manifest (model version, digits, per_digit, seed, and the truncation when it
+is not 1). Images are generated in chunks through the inference worker (sharing its batches and
+queue with every other request) and each chunk is compressed into the archive and sent before the
+next one is needed: memory stays at a chunk or two, whatever the data set's size.
 
 Two formats, both zip archives that open with standard tools:
 
@@ -52,6 +52,7 @@ class DatasetPlan:
     per_digit: int
     seed: int
     format: ArchiveFormat
+    truncation: float = 1.0
 
     @property
     def count(self) -> int:
@@ -72,6 +73,16 @@ class DatasetPlan:
             if self.format == "npz"
             else [IDX_IMAGES, IDX_LABELS]
         )
+        regenerate: dict[str, Any] = {
+            "digits": list(self.digits),
+            "per_digit": self.per_digit,
+            "seed": self.seed,
+            "format": self.format,
+            "version": version,
+        }
+        # Only a truncated data set says so: an untruncated one keeps its bytes of before.
+        truncated = {} if self.truncation == 1 else {"truncation": self.truncation}
+        regenerate.update(truncated)
         return {
             "kind": "synthetic-mnist-dataset",
             "synthetic": True,
@@ -82,23 +93,19 @@ class DatasetPlan:
             "per_digit": self.per_digit,
             "count": self.count,
             "seed": self.seed,
+            **truncated,
             "order": "image i has digit digits[i // per_digit] and seed seed + i, the image "
-            "POST /generate draws for that digit and seed",
-            "regenerate": {
-                "digits": list(self.digits),
-                "per_digit": self.per_digit,
-                "seed": self.seed,
-                "format": self.format,
-                "version": version,
-            },
+            "POST /generate draws for that digit and seed"
+            + ("" if self.truncation == 1 else " (and this truncation)"),
+            "regenerate": regenerate,
             "files": files,
         }
 
     @property
     def filename(self) -> str:
-        return (
-            f"synthetic-mnist-{self.seed}-{self.count}.{'npz' if self.format == 'npz' else 'zip'}"
-        )
+        truncated = "" if self.truncation == 1 else f"-t{self.truncation!r}"
+        extension = "npz" if self.format == "npz" else "zip"
+        return f"synthetic-mnist-{self.seed}-{self.count}{truncated}.{extension}"
 
 
 class _Sink:
@@ -238,7 +245,9 @@ class DatasetStream:
         deadline = asyncio.get_running_loop().time() + self.timeout_s
         while True:
             try:
-                return await self.worker.generate(seeds, digits, self.timeout_s, self._model)
+                return await self.worker.generate(
+                    seeds, digits, self.timeout_s, self._model, self.plan.truncation
+                )
             except QueueFullError:
                 if not retry or asyncio.get_running_loop().time() > deadline:
                     raise

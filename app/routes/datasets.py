@@ -11,7 +11,7 @@ from app.http.disconnect import cancel_on_disconnect
 from app.http.responses import BUSY, NOT_JSON, PINNED_VERSION, UNREADABLE_BODY
 from app.limits import check_fields
 from app.schemas.applications import DatasetRequest
-from app.serving.identity import check_pinned, pick_seed
+from app.serving.identity import check_pinned, pick_seed, truncation_headers
 
 router = APIRouter(tags=["applications"])
 
@@ -23,7 +23,8 @@ router = APIRouter(tags=["applications"])
         200: {
             "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
             "description": "a zip archive (.npz or the IDX pair) with a manifest.json, streamed "
-            "as it is generated; X-Model-Version and X-Seed say how to regenerate it",
+            "as it is generated; X-Model-Version, X-Seed (and X-Truncation when not 1) say how to "
+            "regenerate it",
         },
         **UNREADABLE_BODY,
         **PINNED_VERSION,
@@ -40,7 +41,7 @@ async def create_dataset(
     check_fields(body, settings)
     check_pinned(body.version, services.worker.version)
     seed = pick_seed(body.seed)
-    plan = DatasetPlan(tuple(body.digits), body.per_digit, seed, body.format)
+    plan = DatasetPlan(tuple(body.digits), body.per_digit, seed, body.format, body.truncation)
     stream = DatasetStream(
         services.worker,
         plan,
@@ -52,6 +53,7 @@ async def create_dataset(
         "Content-Disposition": f'attachment; filename="{plan.filename}"',
         "X-Model-Version": stream.version,
         "X-Seed": str(seed),
+        **truncation_headers(body.truncation),
         "Cache-Control": "no-store",
     }
     return StreamingResponse(stream.chunks(), media_type="application/zip", headers=headers)

@@ -10,9 +10,9 @@ from app.deps import ServicesDep
 from app.http.disconnect import cancel_on_disconnect
 from app.http.responses import BUSY, PINNED_VERSION
 from app.limits import MAX_SCALE, check, raise_if_any
-from app.schemas.common import MAX_REQUEST_SEED
+from app.schemas.common import MAX_REQUEST_SEED, TRUNCATION_DESCRIPTION
 from app.serving import rendering
-from app.serving.identity import check_pinned, pick_seed
+from app.serving.identity import check_pinned, pick_seed, truncation_headers
 from gan.store import VERSION_PATTERN
 
 router = APIRouter(tags=["generate"])
@@ -45,6 +45,9 @@ async def digit_png(
             description="pin a model version: the URL then never changes meaning",
         ),
     ] = None,
+    truncation: Annotated[
+        float, Query(gt=0, le=1, allow_inf_nan=False, description=TRUNCATION_DESCRIPTION)
+    ] = 1.0,
 ) -> Response:
     settings = services.settings
     raise_if_any(check(MAX_SCALE, ("query", "scale"), scale, settings))
@@ -57,12 +60,15 @@ async def digit_png(
     else:
         cache_control = f"public, max-age={settings.cache_max_age_s}"
     if seed is not None:
-        tag = rendering.etag(active, digit, seed, scale)
+        tag = rendering.etag(active, digit, seed, scale, truncation)
         if rendering.etag_matches(request.headers.get("if-none-match"), tag):
             return Response(status_code=304, headers={"ETag": tag, "Cache-Control": cache_control})
     chosen_seed = pick_seed(seed)
     result = await cancel_on_disconnect(
-        request, services.worker.generate([chosen_seed], [digit], settings.request_timeout_s)
+        request,
+        services.worker.generate(
+            [chosen_seed], [digit], settings.request_timeout_s, truncation=truncation
+        ),
     )
     check_pinned(version, result.version)
     png = await services.encoder.run(rendering.image_png, result, 0, scale)
@@ -70,9 +76,10 @@ async def digit_png(
         "Cache-Control": cache_control,
         "X-Model-Version": result.version,
         "X-Seed": str(chosen_seed),
+        **truncation_headers(truncation),
     }
     if seed is not None:
-        headers["ETag"] = rendering.etag(result.version, digit, seed, scale)
+        headers["ETag"] = rendering.etag(result.version, digit, seed, scale, truncation)
     return Response(png, media_type="image/png", headers=headers)
 
 

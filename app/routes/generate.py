@@ -11,7 +11,7 @@ from app.http.responses import BUSY, NOT_JSON, PINNED_VERSION, UNREADABLE_BODY
 from app.limits import check_fields, invalid
 from app.schemas.images import GenerateRequest, GenerateResponse
 from app.serving import rendering
-from app.serving.identity import check_pinned, pick_seed
+from app.serving.identity import check_pinned, pick_seed, truncation_headers
 
 router = APIRouter(tags=["generate"])
 
@@ -51,12 +51,15 @@ async def generate(body: GenerateRequest, request: Request, services: ServicesDe
     seeds = list(range(first_seed, first_seed + body.n))
     result = await cancel_on_disconnect(
         request,
-        services.worker.generate(seeds, [body.digit] * body.n, settings.request_timeout_s),
+        services.worker.generate(
+            seeds, [body.digit] * body.n, settings.request_timeout_s, truncation=body.truncation
+        ),
     )
     check_pinned(body.version, result.version)
     headers = {
         "X-Model-Version": result.version,
         "X-Seed": str(first_seed),
+        **truncation_headers(body.truncation),
         "Cache-Control": "no-store",
     }
     if image_format == "png":

@@ -25,7 +25,7 @@ from app.schemas.openai import (
     scale_of,
 )
 from app.serving import rendering
-from app.serving.identity import check_pinned, pick_seed
+from app.serving.identity import check_pinned, pick_seed, truncation_text
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -60,32 +60,44 @@ async def generate_images(
     seeds = list(range(first_seed, first_seed + body.n))
     result = await cancel_on_disconnect(
         request,
-        services.worker.generate(seeds, [digit] * body.n, settings.request_timeout_s),
+        services.worker.generate(
+            seeds, [digit] * body.n, settings.request_timeout_s, truncation=body.truncation
+        ),
     )
     check_pinned(body.model, result.version)
+    truncation = body.truncation
     if body.response_format == "url":
         data = [
-            GeneratedImageData(url=image_url(request, digit, seed, scale, result.version),
-                               revised_prompt=revised_prompt(digit, seed, result.version))
+            GeneratedImageData(
+                url=image_url(request, digit, seed, scale, result.version, truncation),
+                revised_prompt=revised_prompt(digit, seed, result.version, truncation),
+            )
             for seed in seeds
-        ]  # fmt: skip
+        ]
     else:
         pngs = await services.encoder.run(rendering.image_pngs, result, scale)
         data = [
             GeneratedImageData(
                 b64_json=base64.b64encode(png).decode("ascii"),
-                revised_prompt=revised_prompt(digit, seed, result.version),
+                revised_prompt=revised_prompt(digit, seed, result.version, truncation),
             )
             for png, seed in zip(pngs, seeds, strict=True)
         ]
     return ImagesResponse(created=int(time.time()), data=data)
 
 
-def image_url(request: Request, digit: int, seed: int, scale: int, version: str) -> str:
+def image_url(
+    request: Request, digit: int, seed: int, scale: int, version: str, truncation: float = 1.0
+) -> str:
     """The seeded GET URL of one image: pinned to its version, so cacheable for good."""
-    query = urlencode({"seed": seed, "scale": scale, "version": version})
-    return f"{request.base_url}digits/{digit}.png?{query}"
+    params: dict[str, str | int] = {"seed": seed, "scale": scale, "version": version}
+    text = truncation_text(truncation)
+    if text is not None:
+        params["truncation"] = text
+    return f"{request.base_url}digits/{digit}.png?{urlencode(params)}"
 
 
-def revised_prompt(digit: int, seed: int, version: str) -> str:
-    return f"a handwritten {digit} (seed {seed}, model {version})"
+def revised_prompt(digit: int, seed: int, version: str, truncation: float = 1.0) -> str:
+    text = truncation_text(truncation)
+    shown = "" if text is None else f", truncation {text}"
+    return f"a handwritten {digit} (seed {seed}{shown}, model {version})"

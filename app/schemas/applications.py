@@ -13,7 +13,7 @@ from app.limits import (
     RESTORE_MAX_STEPS,
     env_name,
 )
-from app.schemas.common import MAX_SAFE_INTEGER, json_integers
+from app.schemas.common import MAX_SAFE_INTEGER, json_integers, json_number, truncation_field
 from app.schemas.images import ImageFormat
 from gan.sampling import MAX_SEED
 from gan.store import VERSION_PATTERN
@@ -78,11 +78,14 @@ class DatasetRequest(BaseModel):
         description="npz: images.npy (N, 28, 28) uint8, labels.npy, seeds.npy; idx: the MNIST "
         "IDX pair; both zip archives with a manifest.json",
     )
+    truncation: float = truncation_field()
 
     @field_validator("digits", "per_digit", "seed", mode="before")
     @classmethod
     def _json_integer(cls, value: object) -> object:
         return json_integers(value)
+
+    _json_number = field_validator("truncation", mode="before")(json_number)
 
     @field_validator("digits")
     @classmethod

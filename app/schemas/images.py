@@ -7,7 +7,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from app.limits import MAX_N, MAX_SCALE
-from app.schemas.common import MAX_REQUEST_SEED, json_integers
+from app.schemas.common import (
+    MAX_REQUEST_SEED,
+    TRUNCATION_DESCRIPTION,
+    json_integers,
+    json_number,
+    truncation_field,
+)
 from gan.store import VERSION_PATTERN
 
 ImageFormat = Literal["png", "base64"]
@@ -23,6 +29,7 @@ class GenerateRequest(BaseModel):
                 {"n": 16, "seed": 0, "format": "png", "grid": True},
                 {"digit": 3, "n": 4, "format": "base64"},
                 {"digit": 5, "n": 8, "seed": 7, "version": "mnist-cgan-v2"},
+                {"digit": 2, "n": 4, "seed": 3, "truncation": 0.7, "format": "base64"},
             ],
             # The combinations the route rejects (422), so the schema admits only what it serves.
             "allOf": [
@@ -71,13 +78,18 @@ class GenerateRequest(BaseModel):
         description="draw only with this model version (404 when another one is active), so "
         "that seed + version name the same images forever",
     )
+    truncation: float = truncation_field()
 
     _json_integers = field_validator("digit", "n", "seed", "scale", mode="before")(json_integers)
+    _json_number = field_validator("truncation", mode="before")(json_number)
 
 
 class GeneratedImage(BaseModel):
     digit: int = Field(description="the digit drawn")
-    seed: int = Field(description="regenerates exactly this image with the same model version")
+    seed: int = Field(
+        description="regenerates exactly this image with the same model version and truncation"
+    )
+    truncation: float = Field(1.0, description=TRUNCATION_DESCRIPTION)
     png_base64: str = Field(description="the PNG file, base64-encoded")
 
 

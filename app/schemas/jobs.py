@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 from pydantic_core import PydanticCustomError
 
 from app.limits import MAX_JOB_STEPS
-from app.schemas.common import json_number
+from app.schemas.common import METRICS_DESCRIPTION, json_number
 from gan.networks import Upsampling
 
 # STEP:WEIGHT pairs, e.g. "0:0.1,18000:0.05"; the training CLI checks the rest (order, step 0).
@@ -135,7 +135,7 @@ class ModelVersion(BaseModel):
     created_at: str | None = None
     parent: str | None = None
     architecture: dict[str, object] = Field(default_factory=dict)
-    metrics: dict[str, object] = Field(default_factory=dict)
+    metrics: dict[str, object] = Field(default_factory=dict, description=METRICS_DESCRIPTION)
     weights_sha256: str | None = None
     training: dict[str, object] = Field(default_factory=dict)
     samples_url: str | None = None

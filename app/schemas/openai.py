@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from app.schemas.common import json_number, truncation_field
 from gan.store import VERSION_PATTERN
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -78,6 +79,10 @@ class ImageGenerationRequest(BaseModel):
     )
     output_format: Literal["png"] | None = None
     stream: Literal[False] | None = None
+    # Not an OpenAI parameter: the official client sends it with extra_body={"truncation": 0.7}.
+    truncation: float = truncation_field()
+
+    _json_number = field_validator("truncation", mode="before")(json_number)
 
 
 class GeneratedImageData(BaseModel):

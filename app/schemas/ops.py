@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.common import METRICS_DESCRIPTION
+
 
 class InfoResponse(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
@@ -16,7 +18,7 @@ class InfoResponse(BaseModel):
     max_queue_images: int
     max_n: int
     max_scale: int
-    metrics: dict[str, object] = Field(description="evaluation metrics from the manifest")
+    metrics: dict[str, object] = Field(description=METRICS_DESCRIPTION)
     admin_enabled: bool = Field(description="whether admin endpoints accept a token here")
     degraded: str | None = Field(
         None, description="why the version served is not the store's active one, if it is not"

@@ -40,6 +40,7 @@ class PendingGeneration:
     loop: asyncio.AbstractEventLoop
     deadline: float
     model: LoadedGenerator | None = None  # None: the version serving when the batch runs
+    truncation: float = 1.0  # scales this request's latents (a batch may mix truncations)
     enqueued: float = field(default_factory=time.monotonic)
 
     @property

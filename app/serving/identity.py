@@ -1,4 +1,7 @@
-"""An image's identity: its seed, digit and model version name it for good."""
+"""An image's identity: its seed, digit, model version and truncation name it for good.
+
+A truncation of 1 (the default) is the untruncated image: it is left out of every URL, header
+and cache key, so those stay what they were before truncation existed."""
 
 from __future__ import annotations
 
@@ -21,3 +24,15 @@ def check_pinned(pinned: str | None, served: str) -> None:
         raise VersionMismatchError(
             f"model version {pinned!r} is not served here (active: {served!r})"
         )
+
+
+def truncation_text(truncation: float) -> str | None:
+    """How URLs, headers and provenance write a truncation: the shortest text that parses back
+    to the same float (``0.7``, not ``0.69999...``); None for 1, which is left out."""
+    return None if truncation == 1 else repr(float(truncation))
+
+
+def truncation_headers(truncation: float) -> dict[str, str]:
+    """``X-Truncation`` beside ``X-Seed`` and ``X-Model-Version``, when it is not 1."""
+    text = truncation_text(truncation)
+    return {} if text is None else {"X-Truncation": text}

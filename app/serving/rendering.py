@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar
 import numpy as np
 
 from app.schemas.images import GeneratedImage, GenerateResponse
+from app.serving.identity import truncation_text
 from app.serving.worker import GenerationResult
 from gan.imaging import GENERATOR_NAME, encode_png, tile, upscale
 
@@ -41,19 +42,27 @@ class EncoderPool:
         self._executor.shutdown(wait=True)
 
 
-def provenance(version: str, digit: str, seed: str) -> dict[str, str]:
-    return {
+def provenance(version: str, digit: str, seed: str, truncation: float = 1.0) -> dict[str, str]:
+    """The PNG's tEXt chunks; ``truncation`` only when it is not 1 (the bytes of an untruncated
+    image are what they were before truncation existed)."""
+    meta = {
         "Source": "synthetic",
         "Generator": GENERATOR_NAME,
         "model_version": version,
         "digit": digit,
         "seed": seed,
     }
+    text = truncation_text(truncation)
+    if text is not None:
+        meta["truncation"] = text
+    return meta
 
 
 def image_png(result: GenerationResult, index: int, scale: int) -> bytes:
     image = upscale(result.images[index], scale)
-    meta = provenance(result.version, str(result.digits[index]), str(result.seeds[index]))
+    meta = provenance(
+        result.version, str(result.digits[index]), str(result.seeds[index]), result.truncation
+    )
     return encode_png(image, meta)
 
 
@@ -64,6 +73,7 @@ def grid_png(result: GenerationResult, scale: int) -> bytes:
         result.version,
         ",".join(map(str, result.digits)),
         ",".join(map(str, result.seeds)),
+        result.truncation,
     )
     return encode_png(mosaic, meta)
 
@@ -75,7 +85,12 @@ def image_pngs(result: GenerationResult, scale: int) -> list[bytes]:
 
 def base64_response(result: GenerationResult, scale: int) -> GenerateResponse:
     images = [
-        GeneratedImage(digit=digit, seed=seed, png_base64=base64.b64encode(png).decode("ascii"))
+        GeneratedImage(
+            digit=digit,
+            seed=seed,
+            truncation=result.truncation,
+            png_base64=base64.b64encode(png).decode("ascii"),
+        )
         for digit, seed, png in zip(
             result.digits, result.seeds, image_pngs(result, scale), strict=True
         )
@@ -83,9 +98,11 @@ def base64_response(result: GenerationResult, scale: int) -> GenerateResponse:
     return GenerateResponse(model_version=result.version, images=images)
 
 
-def etag(version: str, digit: int, seed: int, scale: int) -> str:
-    """Strong validator: the bytes are a pure function of these four values."""
-    key = f"{version}|{digit}|{seed}|{scale}".encode()
+def etag(version: str, digit: int, seed: int, scale: int, truncation: float = 1.0) -> str:
+    """Strong validator: the bytes are a pure function of these values (a truncation of 1 keeps
+    the tag it had before truncation existed)."""
+    text = truncation_text(truncation)
+    key = f"{version}|{digit}|{seed}|{scale}{'' if text is None else '|' + text}".encode()
     return '"' + hashlib.sha256(key).hexdigest()[:32] + '"'
 
 

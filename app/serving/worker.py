@@ -38,6 +38,7 @@ class GenerationResult:
     seeds: list[int]
     queue_wait_s: float
     compute_s: float
+    truncation: float = 1.0
 
 
 class InferenceWorker:
@@ -137,9 +138,11 @@ class InferenceWorker:
         digits: Sequence[int | None],
         timeout_s: float,
         model: LoadedGenerator | None = None,
+        truncation: float = 1.0,
     ) -> GenerationResult:
         """Queue one request and wait for its images, drawn by ``model`` (held by the caller,
-        e.g. for a whole data set) or else by whichever version serves when its batch runs.
+        e.g. for a whole data set) or else by whichever version serves when its batch runs,
+        from latents scaled by ``truncation`` (``gan.sampling.latents_for_seeds``).
         Cancelling the awaiting task (the client disconnected) or its timeout cancels the
         request's future, and the worker skips it."""
         if not self._accepting:
@@ -152,6 +155,7 @@ class InferenceWorker:
             loop,
             time.monotonic() + timeout_s,
             model,
+            truncation,
         )
         await self._queue.wait_for_room(len(seeds), self.admission_wait_s)
         self._queue.admit(pending)
@@ -204,9 +208,10 @@ class InferenceWorker:
     def _serve_group(self, model: LoadedGenerator, live: list[PendingGeneration]) -> None:
         seeds = [seed for pending in live for seed in pending.seeds]
         digits = [digit for pending in live for digit in pending.digits]
+        truncations = [pending.truncation for pending in live for _ in pending.seeds]
         started = time.monotonic()
         try:
-            images, labels = self._forward(model, seeds, digits)
+            images, labels = self._forward(model, seeds, digits, truncations)
         except Exception as error:  # report to every waiting request instead of killing the thread
             log.exception("forward pass failed")
             for pending in live:
@@ -229,14 +234,23 @@ class InferenceWorker:
                 pending.seeds,
                 wait_s,
                 compute_s,
+                pending.truncation,
             )
             resolve_threadsafe(pending.loop, pending.future, result=result)
             offset = end
 
     def _forward(
-        self, generator: LoadedGenerator, seeds: list[int], digits: list[int | None]
+        self,
+        generator: LoadedGenerator,
+        seeds: list[int],
+        digits: list[int | None],
+        truncations: Sequence[float] | None = None,
     ) -> tuple[np.ndarray, list[int]]:
         z, labels = latents_for_seeds(seeds, generator.model.config.latent_dim, digits)
+        if truncations is not None and any(t != 1 for t in truncations):
+            # Row i scaled by truncations[i]: the same float32 product as
+            # latents_for_seeds(..., truncation=t) gives each request alone.
+            z.mul_(torch.tensor(truncations, dtype=z.dtype).unsqueeze(1))
         autocast = torch.autocast(
             self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
         )

@@ -1,9 +1,11 @@
 // The confirmation before a version is served: the candidate beside the served version (metrics
-// with their labels, both sample grids), each quality gate it fails in words, and only on the
-// person's explicit "Activate anyway" an activation with force=true.
+// with their labels, per digit too where the evaluation wrote them, both sample grids), each
+// quality gate it fails in words, and only on the person's explicit "Activate anyway" an
+// activation with force=true.
 import * as api from "./api.js";
 import { $, make, say } from "./dom.js";
 import { comparedTo, METRICS, metricRow } from "./metrics.js";
+import { perDigitComparison, showIn } from "./per-digit.js";
 
 // What each gate checks, as the reason a version fails it.
 const GATE_REASONS = {
@@ -56,6 +58,7 @@ function fillDialog(comparison) {
   showGrid($("activate-candidate-samples"), candidate.samples_url);
   showGrid($("activate-active-samples"), active.samples_url);
   $("activate-metrics").replaceChildren(...comparisonRows(candidate, active));
+  showIn($("activate-per-digit"), perDigitComparison(candidate.metrics, active.metrics));
   showVerdict(comparison.gates, active.version);
   say($("activate-message"), "");
   $("activate-confirm").disabled = false;

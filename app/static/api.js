@@ -138,8 +138,10 @@ export const postDataset = (body, signal) =>
 export const refetchImage = (url) => fetch(url, { cache: "no-store" });
 
 // ----- URLs for <img> and EventSource -----------------------------------------------------
-export function digitImageUrl(digit, seed, scale) {
+// truncation is part of the image's identity: a URL without it is the untruncated image (1).
+export function digitImageUrl(digit, seed, scale, truncation = 1) {
   const params = new URLSearchParams({ seed: String(seed), scale: String(scale) });
+  if (truncation !== 1) params.set("truncation", String(truncation));
   if (state.version) params.set("version", state.version);
   return `/digits/${digit}.png?${params}`;
 }

@@ -4,6 +4,7 @@
 //   state.js     what the modules share: /info, the served version, the admin token
 //   dom.js       small DOM helpers        format.js  numbers, durations, bytes, field names
 //   metrics.js   metrics in words         model.js   the "Active model" card
+//   per-digit.js a version's per-digit metrics (digit, accuracy, FID) as a table
 //   generate.js  the "Draw digits" panel
 //   restore.js   the "Restore a damaged digit" panel (its canvas editor: paint.js)
 //   datasets.js  the "Download a data set" panel

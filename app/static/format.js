@@ -6,6 +6,7 @@ const FIELD_LABELS = {
   n: "How many",
   seed: "Seed",
   scale: "Scale",
+  truncation: "Truncation",
   steps: "Steps",
   batch_size: "Batch size",
   loss: "Loss",

@@ -1,5 +1,5 @@
-// The "Draw digits" panel: the form, the result images (cacheable GET /digits/{digit}.png URLs)
-// and the grid download (POST /generate).
+// The "Draw digits" panel: the form, the result images (cacheable GET /digits/{digit}.png URLs,
+// which carry the truncation when it is not 1) and the grid download (POST /generate).
 import * as api from "./api.js";
 import { $, make, markInvalid, saveBlob, say } from "./dom.js";
 import { describeField } from "./format.js";
@@ -7,7 +7,15 @@ import { loadInfo } from "./model.js";
 import { state } from "./state.js";
 
 // The form's input of each API field.
-const GENERATE_INPUTS = { digit: "digit", n: "count", seed: "seed", scale: "scale" };
+const GENERATE_INPUTS = {
+  digit: "digit",
+  n: "count",
+  seed: "seed",
+  scale: "scale",
+  truncation: "truncation",
+};
+// The lower end of the truncation control (the API itself takes any 0 < t <= 1).
+const TRUNCATION_MIN = 0.1;
 const RANDOM_SEED_BOUND = 2 ** 31;
 let generation = 0; // bumps with every "Generate", so late answers of an older one are ignored
 
@@ -32,6 +40,27 @@ function readWholeNumber(id, name, min) {
   return { value };
 }
 
+// The truncation as a number from TRUNCATION_MIN to 1, or {error}.
+function readTruncation() {
+  const raw = $("truncation").value.trim();
+  const value = Number(raw);
+  if (raw === "" || !Number.isFinite(value) || value < TRUNCATION_MIN || value > 1) {
+    return { error: `${describeField("truncation")}: enter a number from ${TRUNCATION_MIN} to 1` };
+  }
+  return { value };
+}
+
+// The fields of a POST /generate body that name the images beyond their seeds: truncation
+// only when it is not 1, so an untruncated request is the one the page always sent.
+function identity(form) {
+  return form.truncation === 1 ? {} : { truncation: form.truncation };
+}
+
+// ", truncation 0.5" in texts about images, nothing for 1.
+function truncationText(truncation) {
+  return truncation === 1 ? "" : `, truncation ${truncation}`;
+}
+
 function readGenerateForm() {
   const errors = [];
   const fields = [];
@@ -46,6 +75,11 @@ function readGenerateForm() {
   const seed = read("seed", "seed", 0);
   const n = read("count", "n", 1);
   const scale = read("scale", "scale", 1);
+  const truncation = readTruncation();
+  if (truncation.error) {
+    errors.push(truncation.error);
+    fields.push("truncation");
+  }
   // n is not part of the image URLs, so the page applies the server's limit itself.
   const maxN = state.info ? state.info.max_n : null;
   if (maxN !== null && n !== undefined && n > maxN) {
@@ -56,7 +90,7 @@ function readGenerateForm() {
     fields.push("n");
   }
   const digit = $("digit").value;
-  return { digit, seed, n, scale, errors, fields };
+  return { digit, seed, n, scale, truncation: truncation.value, errors, fields };
 }
 
 // The form as read, or null once its mistakes have been said.
@@ -93,7 +127,12 @@ async function drawRandom(form, current) {
   const message = $("generate-message");
   let response;
   try {
-    response = await api.postGenerate({ n: form.n, seed: form.seed, format: "base64" });
+    response = await api.postGenerate({
+      n: form.n,
+      seed: form.seed,
+      format: "base64",
+      ...identity(form),
+    });
   } catch (error) {
     results.removeAttribute("aria-busy");
     say(message, api.networkError(error), "error");
@@ -130,7 +169,7 @@ function render(items, form, current, retried) {
     finished();
   };
   for (const { digit, seed } of items) {
-    results.append(resultItem(digit, seed, form.scale, finished, failed));
+    results.append(resultItem(digit, seed, form, finished, failed));
   }
 }
 
@@ -139,17 +178,17 @@ function summary(form, count) {
   const last = form.seed + count - 1;
   const seeds = count === 1 ? `seed ${form.seed}` : `seeds ${form.seed}–${last}`;
   return (
-    `${count} image${count === 1 ? "" : "s"} of ${which}, ${seeds}, ` +
-    `model ${state.version}.`
+    `${count} image${count === 1 ? "" : "s"} of ${which}, ${seeds}` +
+    `${truncationText(form.truncation)}, model ${state.version}.`
   );
 }
 
 // One result: the image, its caption and its PNG link; a failed image removes its item.
-function resultItem(digit, seed, scale, onLoad, onError) {
-  const url = api.digitImageUrl(digit, seed, scale);
+function resultItem(digit, seed, { scale, truncation }, onLoad, onError) {
+  const url = api.digitImageUrl(digit, seed, scale, truncation);
   const item = make("li");
   const img = make("img", {
-    alt: `A generated handwritten ${digit} (seed ${seed})`,
+    alt: `A generated handwritten ${digit} (seed ${seed}${truncationText(truncation)})`,
     width: 28 * scale,
     height: 28 * scale,
   });
@@ -160,20 +199,26 @@ function resultItem(digit, seed, scale, onLoad, onError) {
   });
   img.src = url;
   const caption = make("figcaption");
-  caption.append(`${digit} · seed ${seed}`, " ", downloadLink(url, digit, seed, scale));
+  // The truncation, the same for every image, is in the summary line (and the alt text).
+  const link = downloadLink(url, digit, seed, scale, truncation);
+  caption.append(`${digit} · seed ${seed}`, " ", link);
   const figure = make("figure");
   figure.append(img, caption);
   item.append(figure);
   return item;
 }
 
-function downloadLink(url, digit, seed, scale) {
+function downloadLink(url, digit, seed, scale, truncation) {
+  const truncated = truncation === 1 ? "" : `-t${truncation}`;
   const link = make("a", {
     href: url,
-    download: `digit-${digit}-seed-${seed}-x${scale}.png`,
+    download: `digit-${digit}-seed-${seed}-x${scale}${truncated}.png`,
     textContent: "PNG",
   });
-  link.setAttribute("aria-label", `Download the ${digit} of seed ${seed} as PNG`);
+  link.setAttribute(
+    "aria-label",
+    `Download the ${digit} of seed ${seed}${truncationText(truncation)} as PNG`,
+  );
   return link;
 }
 
@@ -206,7 +251,14 @@ async function downloadGrid() {
   const message = $("generate-message");
   const form = validForm(message);
   if (form === null) return;
-  const body = { n: form.n, seed: form.seed, scale: form.scale, format: "png", grid: true };
+  const body = {
+    n: form.n,
+    seed: form.seed,
+    scale: form.scale,
+    format: "png",
+    grid: true,
+    ...identity(form),
+  };
   if (form.digit !== "random") body.digit = Number(form.digit);
   say(message, "Preparing the PNG grid…");
   let response;
@@ -222,7 +274,9 @@ async function downloadGrid() {
     say(message, problem.text, "error");
     return;
   }
-  const filename = `digits-${form.digit}-seed-${form.seed}-n${form.n}-x${form.scale}.png`;
+  const truncated = form.truncation === 1 ? "" : `-t${form.truncation}`;
+  const filename =
+    `digits-${form.digit}-seed-${form.seed}-n${form.n}-x${form.scale}${truncated}.png`;
   saveBlob(await response.blob(), filename);
   say(message, `Downloaded ${filename} (model ${response.headers.get("X-Model-Version")}).`, "ok");
 }

@@ -1,9 +1,11 @@
-// The "Active model" card: the version GET /info says is served, where it runs, its metrics; and
+// The "Active model" card: the version GET /info says is served, where it runs, its metrics (and
+// its per-digit table when the evaluation wrote one); and
 // the server's limits, written into the generation form. Every fresh /info is announced to the
 // other panels as a "gan:info" event on the document.
 import * as api from "./api.js";
 import { $, make } from "./dom.js";
 import { metricRows } from "./metrics.js";
+import { perDigitTable, showIn } from "./per-digit.js";
 import { state } from "./state.js";
 
 // Reads /info into `state` and shows it; false when it failed (and the failure was said).
@@ -28,6 +30,7 @@ function showInfo(info) {
   degraded.hidden = !info.degraded;
   degraded.textContent = info.degraded ? `Degraded: ${info.degraded}` : "";
   renderMetrics($("model-metrics"), info.metrics || {});
+  showIn($("model-per-digit"), perDigitTable(info.metrics));
 }
 
 // One card: the label, then the value with its note (e.g. "FID 14.11 lower is better").

@@ -1,12 +1,13 @@
 // The "Model versions" table of the "Administration" panel: the store's versions, and serving
 // another one (through the confirmation of activate.js). A broken version is listed, disabled,
-// with what is wrong with it.
+// with what is wrong with it; an evaluated one's per-digit metrics fold out under its summary.
 import { openActivation } from "./activate.js";
 import * as api from "./api.js";
 import { $, make } from "./dom.js";
 import { metricsSummary } from "./format.js";
 import { generate } from "./generate.js";
 import { loadInfo } from "./model.js";
+import { perDigitTable } from "./per-digit.js";
 
 export async function loadModels() {
   const versions = await api.listModels($("admin-message"));
@@ -21,6 +22,8 @@ function versionRow(model) {
   const metrics = make("td", {
     textContent: model.problem ? `broken: ${model.problem}` : metricsSummary(model.metrics || {}),
   });
+  const perDigit = model.problem ? null : perDigitTable(model.metrics, model.version);
+  if (perDigit) metrics.append(perDigitDetails(perDigit));
   const served = make("td");
   served.append(
     model.active
@@ -30,6 +33,13 @@ function versionRow(model) {
   const row = make("tr", { className: model.problem ? "broken" : "" });
   row.append(name, created, metrics, served);
   return row;
+}
+
+// The per-digit table, folded: the row stays one line until it is opened.
+function perDigitDetails(table) {
+  const details = make("details", { className: "per-digit" });
+  details.append(make("summary", { textContent: "Per digit" }), table);
+  return details;
 }
 
 function createdText(createdAt) {

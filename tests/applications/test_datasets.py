@@ -106,6 +106,34 @@ def test_a_random_seed_is_reported_and_regenerates_the_data_set(client: TestClie
     assert dataset(client, per_digit=2, seed=seed) == response.content
 
 
+def test_a_truncated_data_set_is_the_truncated_images_and_says_so(client: TestClient) -> None:
+    response = client.post(
+        "/datasets", json={"digits": [4, 0], "per_digit": 2, "seed": 100, "truncation": 0.5}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-truncation"] == "0.5"
+    assert 'filename="synthetic-mnist-100-4-t0.5.npz"' in response.headers["content-disposition"]
+    archive = np.load(io.BytesIO(response.content))
+    for i, (digit, seed) in enumerate(zip(archive["labels"], archive["seeds"], strict=True)):
+        body = {"digit": int(digit), "seed": int(seed), "format": "png", "truncation": 0.5}
+        png = client.post("/generate", json=body).content
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), archive["images"][i])
+    manifest = json.loads(archive["manifest.json"])
+    assert manifest["truncation"] == 0.5 and manifest["regenerate"]["truncation"] == 0.5
+    # The manifest's regenerate block is itself the request that rebuilds it, byte for byte.
+    assert dataset(client, **manifest["regenerate"]) == response.content
+    untruncated = np.load(io.BytesIO(dataset(client, digits=[4, 0], per_digit=2, seed=100)))
+    assert not np.array_equal(untruncated["images"], archive["images"])
+
+
+def test_truncation_one_is_the_untruncated_data_set(client: TestClient) -> None:
+    plain = client.post("/datasets", json={"per_digit": 2, "seed": 8})
+    one = client.post("/datasets", json={"per_digit": 2, "seed": 8, "truncation": 1})
+    assert one.content == plain.content and "x-truncation" not in one.headers
+    manifest = json.loads(np.load(io.BytesIO(one.content))["manifest.json"])
+    assert "truncation" not in manifest and "truncation" not in manifest["regenerate"]
+
+
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
@@ -119,6 +147,10 @@ def test_a_random_seed_is_reported_and_regenerates_the_data_set(client: TestClie
         ({"per_digit": 1, "format": "csv"}, "format", "'npz' or 'idx'"),
         ({"per_digit": 1, "seed": -1}, "seed", "greater than or equal to 0"),
         ({"per_digit": 1, "colour": "red"}, "colour", "Extra inputs"),
+        ({"per_digit": 1, "truncation": 0}, "truncation", "greater than 0"),
+        ({"per_digit": 1, "truncation": -0.1}, "truncation", "greater than 0"),
+        ({"per_digit": 1, "truncation": 1.5}, "truncation", "less than or equal to 1"),
+        ({"per_digit": 1, "truncation": "NaN"}, "truncation", "valid number"),
     ],
 )
 def test_bad_requests_name_the_field(

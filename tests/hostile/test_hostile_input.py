@@ -47,9 +47,11 @@ def assert_names_field(response: object, field: str) -> None:
         ("/generate", '{"n": %s}', "n"),
         ("/generate", '{"seed": %s}', "seed"),
         ("/generate", '{"scale": %s}', "scale"),
+        ("/generate", '{"truncation": %s}', "truncation"),
         ("/datasets", '{"per_digit": %s}', "per_digit"),
         ("/datasets", '{"per_digit": 1, "seed": %s}', "seed"),
         ("/datasets", '{"per_digit": 1, "digits": [%s]}', 0),
+        ("/datasets", '{"per_digit": 1, "truncation": %s}', "truncation"),
         ("/restore", '{"image": "x", "mask_rule": "black", "steps": %s}', "steps"),
         ("/restore", '{"image": "x", "mask_rule": "black", "seed": %s}', "seed"),
         ("/jobs", '{"lr_g": %s}', "lr_g"),
@@ -70,6 +72,8 @@ def test_a_query_number_that_is_not_finite_is_422(admin_client: TestClient) -> N
     for value in NON_FINITE:
         response = admin_client.get("/digits/3.png", params={"seed": value})
         assert_names_field(response, "seed")
+        response = admin_client.get("/digits/3.png", params={"truncation": value})
+        assert_names_field(response, "truncation")
 
 
 @pytest.mark.parametrize("where", ["content-type", "content-disposition"])

@@ -1,6 +1,7 @@
 """Hostile clients against a real ``python -m app`` process: huge and slow request heads, idle
 connections past the cap, non-finite JSON, a client that disconnects, SIGTERM draining, a
-missing admin token file. Each reproduces a failure the service once had."""
+missing admin token file. Each reproduces a failure the service once had. The connection limits
+run on both HTTP parsers (``GAN_HTTP_PARSER``), the other tests on the default one."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from app.http.server import httptools_installed
 from gan.store import ModelStore
 from support.process import ROOT, ServerProcess, running_server, server_env
 
@@ -32,6 +34,23 @@ pytestmark = pytest.mark.slow
 def server(tiny_store: ModelStore, tmp_path: Path) -> Iterator[ServerProcess]:
     with running_server(
         tiny_store.root, tmp_path, max_connections="40", header_timeout_s="2", drain_s="1.5"
+    ) as process:
+        yield process
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def limited_server(
+    request: pytest.FixtureRequest, tiny_store: ModelStore, tmp_path: Path
+) -> Iterator[ServerProcess]:
+    """The server on each HTTP parser: both must enforce the same connection limits."""
+    if request.param == "httptools" and not httptools_installed():
+        pytest.skip("httptools is not installed")
+    with running_server(
+        tiny_store.root,
+        tmp_path,
+        max_connections="40",
+        header_timeout_s="2",
+        http_parser=request.param,
     ) as process:
         yield process
 
@@ -59,7 +78,10 @@ def probe_latencies(server: ServerProcess, stop: threading.Event, out: list[floa
         time.sleep(0.01)
 
 
-def test_a_huge_request_head_is_refused_at_once_and_stalls_nobody(server: ServerProcess) -> None:
+def test_a_huge_request_head_is_refused_at_once_and_stalls_nobody(
+    limited_server: ServerProcess,
+) -> None:
+    server = limited_server
     params = "; a=b" * 50_000  # 250 KB of Content-Type parameters
     head = (
         "POST /restore HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n"
@@ -84,8 +106,9 @@ def test_a_huge_request_head_is_refused_at_once_and_stalls_nobody(server: Server
 
 
 def test_idle_connections_past_the_cap_get_503_and_idle_ones_are_closed(
-    server: ServerProcess,
+    limited_server: ServerProcess,
 ) -> None:
+    server = limited_server
     sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(50)]
     try:
         for sock in sockets:
@@ -105,7 +128,8 @@ def test_idle_connections_past_the_cap_get_503_and_idle_ones_are_closed(
     assert "Too many open files" not in server.log()
 
 
-def test_a_head_sent_byte_by_byte_is_cut_off(server: ServerProcess) -> None:
+def test_a_head_sent_byte_by_byte_is_cut_off(limited_server: ServerProcess) -> None:
+    server = limited_server
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         started = time.monotonic()
         try:

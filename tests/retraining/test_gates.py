@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import ModelStore
 from gan.testing import publish_random_generator
+from support.app import serve
 from support.jobs import AUTH, TINY_JOB, make_settings, wait_for_state
 from support.models import TINY_GENERATOR, tiny_generator
 
@@ -51,6 +52,29 @@ def test_a_worse_version_is_refused_with_its_gates_unless_forced(
     assert "FID 14.000 <= 1.1 x active 10.000" in body["detail"]
     assert '"force": true' in body["detail"]
     assert back.status_code == 200
+
+
+PER_DIGIT = [{"digit": d, "accuracy": 0.9 + d / 100, "fid": 10.0 + d} for d in range(10)]
+
+
+def test_per_digit_metrics_pass_through_the_listing_the_comparison_and_info(
+    tiny_store: ModelStore,
+) -> None:
+    """A version the evaluation scored digit by digit shows it wherever its metrics are shown;
+    an older one (here the unevaluated "tiny") simply lacks it, and the gates ignore it."""
+    publish_random_generator(
+        tiny_store, "scored", TINY_GENERATOR, seed=1, metrics={**GOOD, "per_digit": PER_DIGIT}
+    )
+    with serve(tiny_store) as client:
+        listed = {model["version"]: model for model in client.get("/models").json()}
+        comparison = client.get("/models/tiny/compare").json()
+        info = client.get("/info").json()
+    assert listed["scored"]["metrics"]["per_digit"] == PER_DIGIT
+    assert "per_digit" not in listed["tiny"]["metrics"]
+    assert comparison["active"]["metrics"]["per_digit"] == PER_DIGIT
+    assert "per_digit" not in comparison["candidate"]["metrics"]
+    assert [gate["name"] for gate in comparison["gates"]] == ["evaluated"]
+    assert info["model_version"] == "scored" and info["metrics"]["per_digit"] == PER_DIGIT
 
 
 def sample(model: torch.nn.Module, seeds: list[int]) -> torch.Tensor:

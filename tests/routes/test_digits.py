@@ -41,6 +41,43 @@ def test_seeded_get_has_strong_etag_and_public_cache(client: TestClient) -> None
     assert client.get("/digits/3.png", params={"seed": 5, "scale": 2}).headers["etag"] != etag
 
 
+def test_the_get_url_with_truncation_reproduces_the_post(client: TestClient) -> None:
+    params: dict[str, str | int | float] = {"seed": 3, "scale": 2, "truncation": 0.5}
+    response = client.get("/digits/7.png", params=params)
+    assert response.status_code == 200
+    assert response.headers["x-truncation"] == "0.5"
+    assert response.content == single_png(client, digit=7, seed=3, scale=2, truncation=0.5)
+    untruncated = client.get("/digits/7.png", params={"seed": 3, "scale": 2})
+    assert response.content != untruncated.content
+    # truncation=1 is the URL without it: same bytes, same ETag, no X-Truncation.
+    one = client.get("/digits/7.png", params={"seed": 3, "scale": 2, "truncation": 1})
+    assert one.content == untruncated.content
+    assert one.headers["etag"] == untruncated.headers["etag"]
+    assert "x-truncation" not in one.headers
+
+
+def test_the_etag_varies_with_truncation(client: TestClient) -> None:
+    def etag(**params: str | int | float) -> str:
+        return client.get("/digits/3.png", params={"seed": 5, **params}).headers["etag"]
+
+    tags = {etag(), etag(truncation=0.5), etag(truncation=0.7), etag(truncation=0.25)}
+    assert len(tags) == 4
+    assert etag(truncation=0.5) == etag(truncation="0.50")  # the value, not its spelling
+    params: dict[str, str | int | float] = {"seed": 5, "truncation": 0.5, "version": VERSION}
+    first = client.get("/digits/3.png", params=params)
+    assert "immutable" in first.headers["cache-control"]
+    cached = client.get(
+        "/digits/3.png", params=params, headers={"If-None-Match": first.headers["etag"]}
+    )
+    assert cached.status_code == 304
+    other = client.get(
+        "/digits/3.png",
+        params={**params, "truncation": 0.7},
+        headers={"If-None-Match": first.headers["etag"]},
+    )
+    assert other.status_code == 200 and other.content != first.content
+
+
 def test_pinned_version_is_immutable(client: TestClient) -> None:
     response = client.get("/digits/3.png", params={"seed": 5, "version": VERSION})
     assert response.status_code == 200
@@ -99,6 +136,12 @@ def test_pinned_version_not_served_is_404(client: TestClient) -> None:
         ("/digits/3.png", {"seed": -1}, ["query", "seed"], ["greater than or equal to 0"]),
         ("/digits/3.png", {"version": "bad/../name"}, ["query", "version"], ["pattern"]),
         ("/digits/3.png", {"version": "bad version"}, ["query", "version"], ["pattern"]),
+        ("/digits/3.png", {"truncation": 0}, ["query", "truncation"], ["greater than 0"]),
+        ("/digits/3.png", {"truncation": -0.1}, ["query", "truncation"], ["greater than 0"]),
+        ("/digits/3.png", {"truncation": 1.5}, ["query", "truncation"], ["less than or equal"]),
+        ("/digits/3.png", {"truncation": "NaN"}, ["query", "truncation"], ["finite number"]),
+        ("/digits/3.png", {"truncation": "inf"}, ["query", "truncation"], ["finite number"]),
+        ("/digits/3.png", {"truncation": "x"}, ["query", "truncation"], ["valid number"]),
     ],
 )
 def test_digit_url_validation_errors(

@@ -146,6 +146,47 @@ def test_unseeded_request_reports_a_seed_that_reproduces_it(client: TestClient) 
     assert np.array_equal(pixels(response.content), pixels(again))
 
 
+def test_truncation_one_is_the_untruncated_image(client: TestClient) -> None:
+    """truncation=1 is exactly the request without it: the same bytes, JSON and headers."""
+    plain = generate(client, digit=3, seed=21, format="png", scale=2)
+    one = generate(client, digit=3, seed=21, format="png", scale=2, truncation=1)
+    assert one.content == plain.content
+    assert "x-truncation" not in one.headers and "x-truncation" not in plain.headers
+    assert "truncation" not in image(one.content).text  # type: ignore[attr-defined]
+    assert generate(client, n=3, seed=21, format="base64", truncation=1.0).json() == (
+        generate(client, n=3, seed=21, format="base64").json()
+    )
+    assert [item["truncation"] for item in base64_images(client, n=2, seed=21)] == [1.0, 1.0]
+
+
+def test_truncation_changes_the_image_and_names_it(client: TestClient) -> None:
+    plain = single_png(client, digit=3, seed=21)
+    response = generate(client, digit=3, seed=21, format="png", truncation=0.5)
+    assert response.headers["x-truncation"] == "0.5"
+    assert response.headers["x-seed"] == "21"
+    assert not np.array_equal(pixels(response.content), pixels(plain))
+    # Reproducible: same seed, version and truncation, same bytes.
+    assert single_png(client, digit=3, seed=21, truncation=0.5) == response.content
+    assert single_png(client, digit=3, seed=21, truncation=0.25) != response.content
+    assert image(response.content).text["truncation"] == "0.5"  # type: ignore[attr-defined]
+    # Per image in the JSON; image i is seed + i at the same truncation, alone.
+    batch = base64_images(client, digit=3, n=3, seed=20, truncation=0.5)
+    assert [(item["seed"], item["truncation"]) for item in batch] == [
+        (20, 0.5), (21, 0.5), (22, 0.5),
+    ]  # fmt: skip
+    assert diff(pixels(decode(batch[1])), pixels(response.content)) <= 1
+    grid = single_png(client, digit=3, n=2, seed=20, grid=True, truncation=0.5)
+    assert image(grid).text["truncation"] == "0.5"  # type: ignore[attr-defined]
+
+
+def test_random_digits_do_not_depend_on_truncation(client: TestClient) -> None:
+    """The digit drawn from a seed is the same at every truncation: only the latent is scaled."""
+    digits = [item["digit"] for item in base64_images(client, n=8, seed=3)]
+    assert [item["digit"] for item in base64_images(client, n=8, seed=3, truncation=0.3)] == (
+        digits
+    )
+
+
 def test_generate_pinned_to_the_active_version(client: TestClient) -> None:
     pinned = generate(client, digit=4, n=2, seed=9, version=VERSION)
     assert pinned.json() == generate(client, digit=4, n=2, seed=9).json()
@@ -265,12 +306,28 @@ def test_request_deadline_is_503_with_retry_after(tiny_store: ModelStore) -> Non
         ({"n": 2, "grid": True, "format": "base64"}, ["body", "grid"], ["format=png"]),
         ({"n": 2, "format": "png"}, ["body", "n"], ["grid=true", "n=1"]),
         ({"version": "../x"}, ["body", "version"], ["should match pattern"]),
+        ({"truncation": 0}, ["body", "truncation"], ["greater than 0"]),
+        ({"truncation": -0.1}, ["body", "truncation"], ["greater than 0"]),
+        ({"truncation": 1.5}, ["body", "truncation"], ["less than or equal to 1"]),
+        ({"truncation": "NaN"}, ["body", "truncation"], ["valid number"]),  # no coercion
+        ({"truncation": "0.5"}, ["body", "truncation"], ["valid number"]),
+        ({"truncation": True}, ["body", "truncation"], ["valid number"]),
     ],
 )
 def test_generate_validation_errors(
     strict_client: TestClient, body: dict[str, Any], loc: list[Any], fragments: list[str]
 ) -> None:
     assert_422(strict_client.post("/generate", json=body), loc, *fragments)
+
+
+def test_non_finite_truncation_is_422_naming_it(strict_client: TestClient) -> None:
+    for number in ("NaN", "Infinity", "-Infinity", "1e400"):
+        response = strict_client.post(
+            "/generate",
+            content=f'{{"seed": 1, "truncation": {number}}}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert_422(response, ["body", "truncation"], "finite number")
 
 
 def test_integral_float_is_an_integer(strict_client: TestClient) -> None:

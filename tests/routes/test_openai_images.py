@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PIL import Image, PngImagePlugin
 
 from app.schemas.openai import PromptError, digit_of
 from gan.store import ModelStore
+from support.app import single_png
 from support.process import ServerProcess, running_server
 
 
@@ -58,6 +60,27 @@ def test_url_format_gives_the_services_own_pinned_image_urls(client: TestClient)
     assert image.status_code == 200 and image.headers["cache-control"].endswith("immutable")
 
 
+def test_truncation_is_an_extra_body_field_named_in_urls_and_prompts(client: TestClient) -> None:
+    def images(**body: object) -> list[dict[str, str]]:
+        response = client.post("/v1/images/generations", json={"prompt": "4", **body})
+        assert response.status_code == 200, response.text
+        data: list[dict[str, str]] = response.json()["data"]
+        return data
+
+    (item,) = images(response_format="url", truncation=0.5)
+    assert "truncation=0.5" in item["url"]
+    assert ", truncation 0.5, model tiny)" in item["revised_prompt"]
+    seed = int(item["url"].split("seed=")[1].split("&")[0])
+    png = client.get(item["url"]).content
+    assert png == single_png(client, digit=4, seed=seed, truncation=0.5)
+    assert png != single_png(client, digit=4, seed=seed)
+    (b64,) = images(truncation=0.5)
+    drawn = base64.b64decode(b64["b64_json"])
+    assert Image.open(io.BytesIO(drawn)).text["truncation"] == "0.5"  # type: ignore[attr-defined]
+    (plain,) = images(response_format="url", truncation=1)
+    assert "truncation" not in plain["url"] and "truncation" not in plain["revised_prompt"]
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
@@ -68,6 +91,11 @@ def test_url_format_gives_the_services_own_pinned_image_urls(client: TestClient)
         ({"prompt": "7", "response_format": "gif"}, "response_format"),
         ({"n": 1}, "prompt"),
         ('{"prompt": "7", "n": NaN}', "n"),
+        ({"prompt": "7", "truncation": 0}, "truncation"),
+        ({"prompt": "7", "truncation": -0.1}, "truncation"),
+        ({"prompt": "7", "truncation": 1.5}, "truncation"),
+        ({"prompt": "7", "truncation": "NaN"}, "truncation"),
+        ('{"prompt": "7", "truncation": NaN}', "truncation"),
     ],
 )
 def test_errors_come_in_openais_shape(
@@ -109,3 +137,27 @@ def test_the_official_openai_client_works_unchanged(live: ServerProcess) -> None
     with pytest.raises(openai.BadRequestError) as refused:
         client.images.generate(prompt="a cat")
     assert refused.value.param == "prompt"
+    # Truncation is no OpenAI parameter: the client sends it as an extra body field.
+    truncated = client.images.generate(
+        prompt="7", response_format="url", extra_body={"truncation": 0.5}
+    )
+    assert truncated.data is not None and truncated.data[0].url is not None
+    url = truncated.data[0].url
+    assert "truncation=0.5" in url
+    seed = int(url.split("seed=")[1].split("&")[0])
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["X-Truncation"] == "0.5"
+        from_url = response.read()
+    assert Image.open(io.BytesIO(from_url)).text["seed"] == str(seed)  # type: ignore[attr-defined]
+    # The b64 image is the one its seed's GET URL draws at that truncation, byte for byte.
+    b64 = client.images.generate(prompt="7", extra_body={"truncation": 0.5})
+    assert b64.data is not None and b64.data[0].b64_json is not None
+    prompt = b64.data[0].revised_prompt or ""
+    assert ", truncation 0.5, model tiny)" in prompt
+    b64_seed = prompt.split("(seed ")[1].split(",")[0]
+    get_url = f"{live.base}/digits/7.png?seed={b64_seed}&truncation=0.5"
+    with urllib.request.urlopen(get_url, timeout=10) as response:
+        assert base64.b64decode(b64.data[0].b64_json) == response.read()
+    with pytest.raises(openai.BadRequestError) as out_of_range:
+        client.images.generate(prompt="7", extra_body={"truncation": 1.5})
+    assert out_of_range.value.param == "truncation"

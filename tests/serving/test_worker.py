@@ -16,6 +16,7 @@ from app.metrics import ServiceMetrics
 from app.serving.errors import DeadlineExceededError, QueueFullError, ShuttingDownError
 from app.serving.worker import GenerationResult, InferenceWorker
 from gan.networks import Generator, GeneratorConfig
+from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import WEIGHTS_FILE, LoadedGenerator, Manifest
 from support.app import GatedModel
 
@@ -111,6 +112,35 @@ def test_queued_requests_run_in_one_forward_pass(model: GatedModel) -> None:
             together = await worker.generate(list(range(8)), [3] * 8, 10)
             for i, result in enumerate(results):
                 assert np.abs(result.images[0].astype(int) - together.images[i]).max() <= 1
+
+        asyncio.run(main())
+
+
+def test_one_batch_mixes_truncations_row_by_row(model: GatedModel) -> None:
+    """Requests of different truncations share a forward pass; each gets the images of its own
+    truncation, those of ``latents_for_seeds(..., truncation)``."""
+    with running(model) as worker:
+
+        async def main() -> None:
+            first = await hold_worker(worker, model)
+            truncations = (1.0, 0.5, 0.25)
+            queued = [
+                asyncio.create_task(worker.generate([5, 6], [2, None], 10, truncation=t))
+                for t in truncations
+            ]
+            await eventually(lambda: worker.queued_images == 6)
+            model.gate.set()
+            results: list[GenerationResult] = await asyncio.gather(*queued)
+            await first
+            assert model.batch_sizes == [1, 6]  # one forward pass for all three
+            for truncation, result in zip(truncations, results, strict=True):
+                assert result.truncation == truncation
+                z, labels = latents_for_seeds([5, 6], CONFIG.latent_dim, [2, None], truncation)
+                with torch.inference_mode():
+                    alone = to_uint8(model.inner(z, labels)).numpy()
+                assert result.digits == labels.tolist()
+                assert np.abs(result.images.astype(int) - alone).max() <= 1
+            assert not np.array_equal(results[0].images, results[1].images)
 
         asyncio.run(main())
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, Route, expect
+from playwright.sync_api import Browser, Locator, Page, Response, Route, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from gan.store import ModelStore
@@ -74,6 +74,7 @@ def activates_a_better_version_after_a_plain_confirmation(page: Page) -> None:
     broken = page.locator("#models-body tr", has_text=BROKEN_VERSION)
     expect(broken).to_contain_text("broken: ")
     expect(broken.get_by_role("button")).to_be_disabled()
+    shows_per_digit_metrics_in_the_versions_table(page)
     page.get_by_role("button", name="Activate version tiny-b", exact=True).click()
     dialog = page.locator("#activate-dialog")
     expect(dialog).to_be_visible()
@@ -86,6 +87,7 @@ def activates_a_better_version_after_a_plain_confirmation(page: Page) -> None:
     accuracy = page.locator("#activate-metrics tr", has_text="Conditional accuracy")
     expect(accuracy).to_contain_text("97.3 %")
     expect(accuracy.locator("td").nth(1)).to_have_text("—")  # tiny was never evaluated
+    compares_per_digit_metrics(page)
     grids_loaded(page)
     with page.expect_request("**/models/tiny-b/activate") as request:
         page.locator("#activate-confirm").click()
@@ -106,6 +108,41 @@ def activates_a_better_version_after_a_plain_confirmation(page: Page) -> None:
     expect(fid).to_contain_text("12.35")
     expect(fid).to_contain_text("lower is better")
     expect(metrics.locator("div", has_text="Conditional accuracy")).to_contain_text("97.3 %")
+    # The served version's per-digit table under its metrics.
+    served = page.locator("#model-per-digit")
+    expect(served).to_be_visible()
+    expect(served.locator("caption")).to_have_text("Per digit")
+    expect(served.locator("tbody tr")).to_have_count(10)
+    expect(served.locator("tbody tr").nth(3)).to_have_text(re.compile(r"3\s*95\.6 %\s*12\.50"))
+
+
+# tiny-b's metrics.per_digit (tests/support/browser.py): digit d has accuracy 0.95 + 0.002 d and
+# FID 11 + 0.5 d, so digit 3 reads 95.6 % and 12.50.
+def shows_per_digit_metrics_in_the_versions_table(page: Page) -> None:
+    expect(page.locator("#model-per-digit")).to_be_hidden()  # tiny has no per-digit metrics
+
+    def row(version: str) -> Locator:  # has_text="tiny-b" would match tiny-broken too
+        return page.locator("#models-body tr").filter(has=page.get_by_text(version, exact=True))
+
+    scored = row("tiny-b")
+    expect(row("tiny-c").locator("details")).to_have_count(0)
+    table = scored.locator("details.per-digit table")
+    expect(table).to_be_hidden()  # folded until asked for
+    scored.get_by_text("Per digit", exact=True).click()
+    expect(table).to_be_visible()
+    expect(table.locator("thead th")).to_have_text(["Digit", "Accuracy", "FID"])
+    expect(table.locator("tbody tr")).to_have_count(10)
+    expect(table.locator("tbody tr").first).to_have_text(re.compile(r"0\s*95\.0 %\s*11\.00"))
+    expect(table.locator("tbody tr").nth(9)).to_have_text(re.compile(r"9\s*96\.8 %\s*15\.50"))
+
+
+def compares_per_digit_metrics(page: Page) -> None:
+    # The candidate's per-digit metrics beside the served version's (none: never evaluated).
+    table = page.locator("#activate-per-digit table")
+    expect(table).to_be_visible()
+    expect(table.locator("tbody tr")).to_have_count(10)
+    digit_3 = table.locator("tbody tr").nth(3).locator("th, td")
+    expect(digit_3).to_have_text(["3", "95.6 %", "—", "12.50", "—"])
 
 
 def grids_loaded(page: Page) -> None:

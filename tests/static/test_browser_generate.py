@@ -34,6 +34,7 @@ def test_page_generates_and_reports_errors(server: str, browser: Browser) -> Non
     with open_page(browser, viewport={"width": 1000, "height": 900}) as (page, console):
         page_loads_with_random_digits(page, server, console.errors)
         draws_one_digit_and_downloads_the_grid(page, server)
+        draws_truncated_digits(page, server)
         names_the_field_of_each_error(page)
         # A new seed regenerates.
         page.get_by_label("Digit", exact=True).select_option("random")
@@ -96,6 +97,74 @@ def draws_one_digit_and_downloads_the_grid(page: Page, base: str) -> None:
         assert grid.format == "PNG" and grid.size == reference.size
         assert isinstance(grid, PngImagePlugin.PngImageFile)
         assert grid.text["seed"] == "42,43,44,45,46"  # provenance: these very images
+
+
+def draws_truncated_digits(page: Page, base: str) -> None:
+    # The truncation control (default 1, left out of every URL) names the images it draws: the
+    # GET URLs carry it and reproduce what POST /generate draws at that truncation.
+    truncation = page.get_by_label("Truncation", exact=True)
+    expect(truncation).to_have_value("1")
+    truncation.fill("0.5")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function(
+        "() => document.querySelector('#results img').src.includes('truncation=0.5')"
+    )
+    wait_for_images(page, count=5, scale=2)
+    first = page.locator("#results img").first.get_attribute("src")
+    assert first == "/digits/7.png?seed=42&scale=2&truncation=0.5&version=tiny"
+    assert captions(page)[0].startswith("7 · seed 42")
+    alt = page.locator("#results img").first.get_attribute("alt")
+    assert alt == "A generated handwritten 7 (seed 42, truncation 0.5)"
+    expect(page.locator("#generate-message")).to_contain_text("truncation 0.5, model tiny")
+    with urllib.request.urlopen(base + first, timeout=10) as response:
+        shown = response.read()
+    body = {"digit": 7, "seed": 42, "scale": 2, "format": "png", "truncation": 0.5}
+    with urllib.request.urlopen(post_request(f"{base}/generate", body), timeout=10) as response:
+        assert response.read() == shown
+    with urllib.request.urlopen(base + first.replace("0.5", "1"), timeout=10) as response:
+        assert response.read() != shown
+
+    # The grid download asks for the same truncation, and its PNG says so.
+    with (
+        page.expect_request("**/generate") as request_info,
+        page.expect_download() as download_info,
+    ):
+        page.get_by_role("button", name="Download grid (PNG)", exact=True).click()
+    assert request_info.value.post_data_json == {
+        "n": 5, "seed": 42, "scale": 2, "format": "png", "grid": True, "truncation": 0.5,
+        "digit": 7,
+    }  # fmt: skip
+    download = download_info.value
+    assert download.suggested_filename == "digits-7-seed-42-n5-x2-t0.5.png"
+    with Image.open(io.BytesIO(Path(download.path()).read_bytes())) as grid:
+        assert isinstance(grid, PngImagePlugin.PngImageFile)
+        assert grid.text["truncation"] == "0.5"
+
+    # Random digits: the page asks the server which digit each seed draws, at this truncation.
+    page.get_by_label("Digit", exact=True).select_option("random")
+    with page.expect_request("**/generate") as request_info:
+        page.get_by_role("button", name="Generate", exact=True).click()
+    assert request_info.value.post_data_json == {
+        "n": 5, "seed": 42, "format": "base64", "truncation": 0.5,
+    }  # fmt: skip
+    served = post_json(f"{base}/generate", request_info.value.post_data_json)
+    expected = [f"{image['digit']} · seed {image['seed']}" for image in served["images"]]
+    expect(page.locator("#results figcaption")).to_contain_text(expected)
+    wait_for_images(page, count=5, scale=2)
+    src = page.locator("#results img").first.get_attribute("src") or ""
+    assert src.startswith(
+        f"/digits/{served['images'][0]['digit']}.png?seed=42&scale=2&truncation=0.5"
+    )
+
+    # Out of the control's range: the page names the field.
+    truncation.fill("1.5")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.locator("#generate-message")).to_contain_text(
+        "Truncation (truncation): enter a number from 0.1 to 1"
+    )
+    expect(truncation).to_have_attribute("aria-invalid", "true")
+    truncation.fill("1")
+    page.get_by_label("Digit", exact=True).select_option("7")
 
 
 def names_the_field_of_each_error(page: Page) -> None:
