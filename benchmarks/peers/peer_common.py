@@ -117,9 +117,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--http",
-        default="h11",
-        help="uvicorn HTTP protocol (default h11, which the project uses; auto = httptools if "
-        "installed)",
+        default="auto",
+        help="uvicorn HTTP protocol (default auto: httptools when installed, as the project's "
+        "server picks since uvicorn[standard] is a runtime dependency)",
     )
     parser.add_argument(
         "--loop", default="auto", help="uvicorn event loop (default auto, as the project's)"
