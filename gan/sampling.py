@@ -20,18 +20,23 @@ def latents_for_seeds(
     seeds: Sequence[int],
     latent_dim: int,
     digits: Sequence[int | None],
-    truncation: float = 1.0,
+    truncation: float | Sequence[float] = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return z of shape (N, latent_dim) and int64 labels of shape (N,) for N seeds.
 
     ``digits[i] is None`` means "a random digit drawn from seed i". ``truncation`` (0 < t <= 1)
     scales every latent towards the mean: typical-looking digits at the cost of variety. It is
-    part of an image's identity; at 1 the latents are exactly those drawn from the seed.
+    part of an image's identity; at 1 the latents are exactly those drawn from the seed. One
+    truncation per seed scales each row by its own (a batch of several requests).
     """
     if len(seeds) != len(digits):
         raise ValueError("seeds and digits must have the same length")
-    if not 0 < truncation <= 1:
-        raise ValueError(f"truncation must be in (0, 1], not {truncation!r}")
+    scales = [float(truncation)] * len(seeds) if isinstance(truncation, int | float) else truncation
+    if len(scales) != len(seeds):
+        raise ValueError("seeds and truncations must have the same length")
+    for scale in scales:
+        if not 0 < scale <= 1:
+            raise ValueError(f"truncation must be in (0, 1], not {scale!r}")
     z = torch.empty(len(seeds), latent_dim)
     labels = torch.empty(len(seeds), dtype=torch.int64)
     rng = torch.Generator()
@@ -41,8 +46,8 @@ def latents_for_seeds(
         labels[i] = (
             digit if digit is not None else int(torch.randint(NUM_CLASSES, (1,), generator=rng))
         )
-    if truncation != 1.0:
-        z.mul_(truncation)
+    if any(scale != 1 for scale in scales):
+        z.mul_(torch.tensor(scales, dtype=z.dtype).unsqueeze(1))  # (N, 1): one scale per row
     return z, labels
 
 

@@ -8,6 +8,7 @@ with grey as the paper's natural images do: a shifted MNIST digit still looks li
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal, get_args
 
 import torch
@@ -20,6 +21,7 @@ TRANSLATION_RATIO = 0.125  # at most 1/8 of the side, rounded: 4 pixels of 28
 CUTOUT_RATIO = 0.5  # a square half the side: 14x14 of 28x28
 
 
+@cache  # a training step asks for its run's policy: parsed once
 def parse_policy(text: str) -> tuple[Policy, ...]:
     """``"translation,cutout"`` -> the policies in order; ``""`` or ``"none"`` -> none."""
     names = [name.strip() for name in text.split(",") if name.strip() not in ("", "none")]

@@ -79,6 +79,19 @@ class _Limits:
     _head_timer: asyncio.TimerHandle | None = None
     _waiting_since: object = None
 
+    # The three callbacks wrap the protocol's own (this class comes first in the MRO).
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._admit(self.transport)  # the protocol's, set by its connection_made
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        self._arm_head_timer()  # the next request's head has its own deadline
+
     def _admit(self, transport: asyncio.Transport) -> None:
         """After uvicorn's ``connection_made``: a 503 past the cap, else the head deadline."""
         if len(self.connections) > self.max_connections:
@@ -117,19 +130,8 @@ def bounded_protocol(
 
 
 def _bounded_h11(max_connections: int, header_timeout_s: float) -> type[asyncio.Protocol]:
-    # The head size is h11's own h11_max_incomplete_event_size (set in serve).
     class BoundedH11Protocol(_Limits, H11Protocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._admit(transport)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm_head_timer()  # the next request's head has its own deadline
+        """The head size is h11's own h11_max_incomplete_event_size (set in serve)."""
 
     BoundedH11Protocol.max_connections = max_connections
     BoundedH11Protocol.header_timeout_s = header_timeout_s
@@ -148,18 +150,6 @@ def _bounded_httptools(
         # while it is, _pending_bytes counts the bytes received in reads that did not finish it.
         _head_pending = True
         _pending_bytes = 0
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._admit(transport)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm_head_timer()  # the next request's head has its own deadline
 
         def data_received(self, data: bytes) -> None:
             if self._head_pending:

@@ -244,13 +244,10 @@ class InferenceWorker:
         generator: LoadedGenerator,
         seeds: list[int],
         digits: list[int | None],
-        truncations: Sequence[float] | None = None,
+        truncations: float | Sequence[float] = 1.0,
     ) -> tuple[np.ndarray, list[int]]:
-        z, labels = latents_for_seeds(seeds, generator.model.config.latent_dim, digits)
-        if truncations is not None and any(t != 1 for t in truncations):
-            # Row i scaled by truncations[i]: the same float32 product as
-            # latents_for_seeds(..., truncation=t) gives each request alone.
-            z.mul_(torch.tensor(truncations, dtype=z.dtype).unsqueeze(1))
+        latent_dim = generator.model.config.latent_dim
+        z, labels = latents_for_seeds(seeds, latent_dim, digits, truncations)
         autocast = torch.autocast(
             self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
         )

@@ -122,3 +122,15 @@ def test_upscale() -> None:
     big = upscale(image, 3)
     assert big.shape == (6, 6)
     assert (big[:3, :3] == 0).all() and (big[:3, 3:] == 255).all() and (big[3:, 3:] == 20).all()
+
+
+def test_one_truncation_per_seed_scales_each_row_as_alone() -> None:
+    seeds, scales = [3, 4, 5], [1.0, 0.5, 0.25]
+    mixed, _ = latents_for_seeds(seeds, LATENT_DIM, [1] * 3, scales)
+    for row, (seed, scale) in enumerate(zip(seeds, scales, strict=True)):
+        alone, _ = latents_for_seeds([seed], LATENT_DIM, [1], scale)
+        assert torch.equal(mixed[row], alone[0])
+    with pytest.raises(ValueError, match="same length"):
+        latents_for_seeds(seeds, LATENT_DIM, [1] * 3, [0.5])
+    with pytest.raises(ValueError, match=r"in \(0, 1\]"):
+        latents_for_seeds(seeds, LATENT_DIM, [1] * 3, [0.5, 0.0, 1.0])
