@@ -3,6 +3,7 @@ variables (and an optional ``.env`` file) when the app is created, never at impo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     max_batch_images: int = Field(256, ge=1, description="most images in one forward pass")
     max_wait_ms: float = Field(
         0.0, ge=0, description="longest a batch waits to fill up; 0 = take what is queued"
+    )
+    inline_max_images: int = Field(
+        4,
+        ge=0,
+        description="idle fast path: a request of at most this many images that finds nothing "
+        "else in flight is drawn on the event loop at once, without thread hops; 0 = always queue",
     )
     max_queue_images: int = Field(4096, ge=1, description="images waiting before 503")
     request_timeout_s: float = Field(10.0, gt=0, description="deadline of one request")
@@ -81,6 +88,13 @@ class Settings(BaseSettings):
         "auto",
         description="HTTP/1.1 parser of python -m app: httptools (C, from uvicorn[standard]), h11 "
         "(pure Python, more CPU per request); auto = httptools when installed",
+    )
+    workers: int = Field(
+        1,
+        ge=0,
+        le=256,
+        description="processes of python -m app sharing its port, each with its own model and "
+        "batcher (worker 0 runs the jobs and activations); 0 = one per CPU core",
     )
     max_header_bytes: int = limits.MAX_HEADER_BYTES.field()
     header_timeout_s: int = limits.HEADER_TIMEOUT_S.field()
@@ -144,6 +158,10 @@ class Settings(BaseSettings):
         8, ge=1, description="restorations waiting for the restoration thread before 503"
     )
     restore_max_upload_bytes: int = limits.RESTORE_MAX_UPLOAD_BYTES.field()
+
+    def worker_count(self) -> int:
+        """``workers``, with 0 meaning one per core this process may run on."""
+        return self.workers or len(os.sched_getaffinity(0))
 
     def resolved_admin_token(self) -> str | None:
         """The admin token from GAN_ADMIN_TOKEN or the file GAN_ADMIN_TOKEN_FILE, if any."""

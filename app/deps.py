@@ -21,6 +21,7 @@ from gan.store import ModelStore
 
 if TYPE_CHECKING:
     from app.applications.restorer import RestorationWorker
+    from app.http.workers import WorkerRole
     from app.retraining.manager import JobManager
     from app.serving.registry import ModelRegistry
 
@@ -32,11 +33,12 @@ class Services:
     worker: InferenceWorker
     metrics: ServiceMetrics
     registry: ModelRegistry
-    jobs: JobManager
+    jobs: JobManager | None  # None on a worker that is not the primary (app.http.workers)
     admin_token: str | None
     encoder: EncoderPool
     restorer: RestorationWorker
     draining: threading.Event  # SIGTERM arrived: not ready any more, still serving
+    role: WorkerRole | None = None  # this worker's place among several; None: a lone server
 
 
 # The dependencies below are ``async def`` although they never await: FastAPI runs a plain
@@ -50,6 +52,17 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_jobs(services: ServicesDep) -> JobManager:
+    """The job manager. Only the primary worker has one; the others relay every route that
+    depends on this to it (``app.http.forwarding``), so they never get here."""
+    if services.jobs is None:
+        raise RuntimeError("job routes run on the primary worker only")
+    return services.jobs
+
+
+JobsDep = Annotated["JobManager", Depends(get_jobs)]
 
 bearer = HTTPBearer(auto_error=False, description=f"the admin token ({env_name('admin_token')})")
 

@@ -6,8 +6,8 @@ Start-up builds every service once (``start_services``), shutdown closes them in
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,10 +20,12 @@ from starlette.concurrency import run_in_threadpool
 
 from app.applications.restorer import RestorationWorker
 from app.config import Settings
-from app.deps import Services
+from app.deps import Services, get_jobs, require_admin
 from app.http.errors import install_error_handlers
+from app.http.forwarding import PrimaryForwardingMiddleware, PrimaryRelay, primary_only
 from app.http.middleware import install_middleware
 from app.http.openapi import document_limits
+from app.http.workers import FOLLOW_INTERVAL_S, WorkerRole, default_torch_threads
 from app.logs import configure_logging
 from app.metrics import ServiceMetrics
 from app.retraining.database import JobDatabase
@@ -51,11 +53,12 @@ async def start_services(
     model_loader: ModelLoader,
     admin_token: str | None,
     draining: threading.Event,
+    role: WorkerRole | None,
 ) -> Services:
     """Load the active model once and start the workers around it."""
     # Measured on 2 cores: leaving one core to the event loop and PNG encoding more than
     # doubles batched throughput (benchmarks/README.md).
-    torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(settings.torch_threads or default_torch_threads(1))
     device = pick_device(settings.device)
     store = ModelStore(settings.model_store)
     generator, degraded = await run_in_threadpool(load_for_serving, store, device, model_loader)
@@ -70,13 +73,16 @@ async def start_services(
         admission_wait_s=settings.admission_wait_s,
         warmup_batches=settings.warmup_batches,
         dtype=DTYPES[settings.dtype],
+        inline_max_images=settings.inline_max_images,
     )
     worker.start()  # warms up in its own thread; /readyz turns 200 when done
-    registry = ModelRegistry(store, worker, device, metrics)
+    registry = ModelRegistry(store, worker, device, metrics, role)
     if degraded is not None:
         registry.serve_fallback(degraded)
-    jobs = JobManager(JobDatabase(settings.state_dir / "jobs.sqlite3"), settings, registry)
-    jobs.recover()
+    jobs = None
+    if role is None or role.primary:  # the one place jobs run
+        jobs = JobManager(JobDatabase(settings.state_dir / "jobs.sqlite3"), settings, registry)
+        jobs.recover()
     restorer = RestorationWorker(
         worker,
         metrics,
@@ -84,12 +90,16 @@ async def start_services(
         timeout_s=settings.restore_timeout_s,
     )
     restorer.start()
-    registry.start_following(settings.reload_interval_s)
-    metrics.watch(
-        restore_queue=lambda: restorer.waiting,
-        job_running=lambda: float(jobs.db.active() is not None),
-        job_step=lambda: float(jobs.running_step()),
-    )
+    registry.start_following(follow_interval_s(settings, role))
+    if jobs is None:
+        metrics.watch(restore_queue=lambda: restorer.waiting)
+    else:
+        manager = jobs
+        metrics.watch(
+            restore_queue=lambda: restorer.waiting,
+            job_running=lambda: float(manager.db.active() is not None),
+            job_step=lambda: float(manager.running_step()),
+        )
     log.info("serving", extra={"model_version": generator.version, "device": str(device)})
     return Services(
         settings=settings,
@@ -102,6 +112,7 @@ async def start_services(
         draining=draining,
         encoder=EncoderPool(settings.encode_threads),
         restorer=restorer,
+        role=role,
     )
 
 
@@ -109,17 +120,37 @@ async def stop_services(services: Services) -> None:
     """Finish queued work within the grace period, then release everything."""
     grace_s = services.settings.graceful_shutdown_s
     services.registry.stop_following()
-    await services.jobs.shutdown()
+    if services.jobs is not None:
+        await services.jobs.shutdown()
     await run_in_threadpool(services.worker.stop, grace_s)
     await run_in_threadpool(services.restorer.stop, grace_s)
     services.encoder.close()
-    services.jobs.db.close()
+    if services.jobs is not None:
+        services.jobs.db.close()
+
+
+def follow_interval_s(settings: Settings, role: WorkerRole | None) -> float:
+    """Workers of one supervisor follow each other's activations promptly; a lone server
+    follows the pointer (moved by a replica or the CLI) as configured."""
+    if role is not None and role.count > 1:
+        return min(settings.reload_interval_s or FOLLOW_INTERVAL_S, FOLLOW_INTERVAL_S)
+    return settings.reload_interval_s
+
+
+async def refresh_metrics(metrics: ServiceMetrics) -> None:
+    """Several workers: write the gauges read from the services once a second."""
+    while True:
+        await asyncio.sleep(1.0)
+        metrics.refresh()
 
 
 def create_app(
-    settings: Settings | None = None, model_loader: ModelLoader = load_active
+    settings: Settings | None = None,
+    model_loader: ModelLoader = load_active,
+    role: WorkerRole | None = None,
 ) -> FastAPI:
-    """Build the app. ``model_loader`` is the seam tests use to control start-up."""
+    """Build the app. ``model_loader`` is the seam tests use to control start-up; ``role`` is
+    a worker's place among several (``app.http.workers``), None for a lone server."""
     settings = settings or Settings()
     admin_token = settings.resolved_admin_token()  # a missing token file fails here, not later
     metrics = ServiceMetrics()
@@ -129,11 +160,16 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_json, settings.log_level)
         app.state.services = await start_services(
-            settings, metrics, model_loader, admin_token, draining
+            settings, metrics, model_loader, admin_token, draining, role
         )
+        refresher = asyncio.create_task(refresh_metrics(metrics)) if metrics.multiprocess else None
         try:
             yield
         finally:
+            if refresher is not None:
+                refresher.cancel()
+            if relay is not None:
+                await relay.close()
             await stop_services(app.state.services)
 
     # fastapi-offline serves /docs and /redoc from the Swagger UI and ReDoc bundles it ships, so
@@ -150,6 +186,11 @@ def create_app(
     app.mount("/static", web.PAGE_FILES, name="static")
     install_error_handlers(app, settings.retry_after_s)
     install_middleware(app, settings, metrics)
+    relay = None
+    if role is not None and not role.primary:
+        relay = PrimaryRelay(role.primary_socket, settings.retry_after_s)
+        paths = primary_only(ROUTERS, {require_admin, get_jobs})
+        app.add_middleware(PrimaryForwardingMiddleware, relay=relay, paths=paths)
     default_openapi = app.openapi
 
     def openapi_with_limits() -> dict[str, Any]:

@@ -7,6 +7,7 @@ gauges read at scrape time for the queues and the running job. README.md lists t
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -21,14 +22,22 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
+    generate_latest,
 )
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 RESTORE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 REJECT_REASONS = ("queue_full", "queue_wait", "deadline")
 RESTORE_OUTCOMES = ("ok", "error", "queue_full", "deadline", "expired", "abandoned")
+
+
+def multiprocess_dir() -> str | None:
+    """Set by the supervisor of several workers (``app.http.workers``): prometheus_client then
+    keeps every value in files there, and any worker's scrape adds up all of them."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 
 def package_version(name: str) -> str:
@@ -41,12 +50,20 @@ def package_version(name: str) -> str:
 class ServiceMetrics:
     def __init__(self) -> None:
         disable_created_metrics()  # the *_created series only add noise for these counters
-        self.registry = CollectorRegistry()
+        self.registry = CollectorRegistry()  # the series this process updates
         r = self.registry
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
-        GCCollector(registry=r)
-        Info("gan_build", "Versions of the service and its runtime", registry=r).info(
+        self.multiprocess = multiprocess_dir() is not None
+        if self.multiprocess:
+            # A scrape reads every worker's files; the per-process collectors would describe
+            # only the worker that happens to answer, so they are left out.
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed)
+        else:
+            self.exposed = r
+            ProcessCollector(registry=r)
+            GCCollector(registry=r)
+        PlatformCollector(registry=self.exposed)
+        Info("gan_build", "Versions of the service and its runtime", registry=self.exposed).info(
             {
                 "version": package_version("mnist-digit-gan"),
                 "python": platform.python_version(),
@@ -54,6 +71,8 @@ class ServiceMetrics:
                 "fastapi": package_version("fastapi"),
             }
         )
+        self._watched: list[tuple[Gauge, Callable[[], float]]] = []
+        self._served: set[tuple[str]] = set()
         self._serving(r)
         self._applications_and_jobs(r)
         # The labelled children of the per-request series, by label values: ``labels()`` costs a
@@ -87,7 +106,12 @@ class ServiceMetrics:
         self.batch_size = Histogram(
             "gan_batch_images", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
         )
-        self.queue_depth = Gauge("gan_queue_images", "Images waiting in the queue", registry=r)
+        self.queue_depth = Gauge(
+            "gan_queue_images",
+            "Images waiting in the queue",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.images = Counter("gan_images_generated", "Images generated", registry=r)
         self.rejected = Counter(
             "gan_rejected_requests", "Requests shed by backpressure", ["reason"], registry=r
@@ -98,9 +122,14 @@ class ServiceMetrics:
             "gan_model_fallback",
             "1 when the served version is not the active one (it failed to verify or load)",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.model = Gauge(
-            "gan_model_info", "Active model version (value 1)", ["version"], registry=r
+            "gan_model_info",
+            "Active model version (value 1)",
+            ["version"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
 
     def _applications_and_jobs(self, r: CollectorRegistry) -> None:
@@ -116,12 +145,23 @@ class ServiceMetrics:
         for outcome in RESTORE_OUTCOMES:
             self.restore_outcomes.labels(outcome=outcome)
         self.restore_queue = Gauge(
-            "gan_restore_queue", "Restorations waiting for the restoration thread", registry=r
+            "gan_restore_queue",
+            "Restorations waiting for the restoration thread",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.job_running = Gauge(
-            "gan_job_running", "1 while a retraining job is queued or running", registry=r
+            "gan_job_running",
+            "1 while a retraining job is queued or running",
+            registry=r,
+            multiprocess_mode="livemax",
         )
-        self.job_step = Gauge("gan_job_step", "The running job's last reported step", registry=r)
+        self.job_step = Gauge(
+            "gan_job_step",
+            "The running job's last reported step",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
 
     def observe_request(self, method: str, route: str, status: int, elapsed_s: float) -> None:
         """Count one answered request and its latency (``route`` is a template, so the label
@@ -139,14 +179,36 @@ class ServiceMetrics:
     def watch(
         self,
         restore_queue: Callable[[], float],
-        job_running: Callable[[], float],
-        job_step: Callable[[], float],
+        job_running: Callable[[], float] | None = None,
+        job_step: Callable[[], float] | None = None,
     ) -> None:
-        """Read these gauges from the services at each scrape."""
-        self.restore_queue.set_function(restore_queue)
-        self.job_running.set_function(job_running)
-        self.job_step.set_function(job_step)
+        """Read these gauges from the services at each scrape (the job gauges only where the
+        jobs run: on the primary of several workers)."""
+        watched = [(self.restore_queue, restore_queue)]
+        if job_running is not None and job_step is not None:
+            watched += [(self.job_running, job_running), (self.job_step, job_step)]
+        if self.multiprocess:
+            # Another worker may answer the scrape: the values must be in the files already.
+            self._watched = watched
+            self.refresh()
+            return
+        for gauge, read in watched:
+            gauge.set_function(read)
+
+    def refresh(self) -> None:
+        """Write the watched gauges' current values (several workers: a task calls this)."""
+        for gauge, read in self._watched:
+            gauge.set(read())
 
     def set_active_version(self, version: str) -> None:
-        self.model.clear()
+        if self.multiprocess:  # files cannot drop a series: the old version reads 0
+            for (previous,) in list(self._served):
+                self.model.labels(version=previous).set(0)
+        else:
+            self.model.clear()
+        self._served = {(version,)}
         self.model.labels(version=version).set(1)
+
+    def exposition(self) -> bytes:
+        """The text of a scrape: this process's series, or every worker's."""
+        return generate_latest(self.exposed)

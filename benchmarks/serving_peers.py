@@ -1,14 +1,15 @@
 """This project's server against two peers on the same model and request: LitServe (dynamic
 batching, max_batch_size=64, batch_timeout=5 ms, one worker) and a naive FastAPI app (the model
-in a sync ``def`` route, no batching), both in ``benchmarks/peers/``.
+in a sync ``def`` route, no batching), both in ``benchmarks/peers/``. The project runs twice:
+``project`` with one worker per core (``GAN_WORKERS=0``) and ``single`` with one (the default).
 
 For each server in turn (one at a time, on 127.0.0.1 and a free port): start it, wait for
 ``/readyz``, check one ``{"digit": 7, "seed": 42, "format": "png"}`` answer (a PNG; its sha256 is
 compared across servers), warm it up with wrk at c=32 for ``--warmup`` seconds, then measure
 single-PNG ``POST /generate`` (seeds varying) with wrk ``-t1`` at each ``--concurrency`` for
 ``--duration`` seconds; stop it (peers: their whole process group). Before any server starts, the
-in-process generator is timed at batch 64 with the servers' thread count; with the project's
-server up, ``{"n": 64, "format": "base64"}`` goodput (200s only, ``harness.goodput``) is measured
+in-process generator is timed at batch 64 with the servers' thread count; with the one-worker
+project server up, ``{"n": 64, "format": "base64"}`` goodput (200s only, ``harness.goodput``) is measured
 at each ``--n64-concurrency`` and at 4 x the best of them, and compared with that raw forward pass
 and with the best goodput.
 
@@ -63,7 +64,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     add = parser.add_argument
     add("--store", type=Path, default=Path("model_store"), help="model store (its active version)")
-    add("--servers", type=_servers, default=list(peers.SERVERS), help="project,litserve,naive")
+    add(
+        "--servers",
+        type=_servers,
+        default=list(peers.SERVERS),
+        help="project (GAN_WORKERS=0: one per core), litserve, naive, single (GAN_WORKERS=1)",
+    )
     add("--concurrency", type=positive_int_list, default=[1, 8, 32, 128], help="single-PNG cells")
     add("--duration", type=float, help="seconds per cell (default 10; 2 with --quick)")
     add("--warmup", type=float, help="seconds of wrk at c=32 before a server's cells (default 8)")
@@ -86,7 +92,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(0 = the project's default: all cores but one)",
     )
     add("--device", default=None, help="GAN_DEVICE of the project and --device of the peers")
-    add("--http", default="h11", help="uvicorn HTTP protocol of the peers (the project: h11)")
+    add(
+        "--http",
+        default="auto",
+        help="uvicorn HTTP protocol of the peers (auto: httptools when installed, as the project)",
+    )
     add(
         "--litserve-fast-queue",
         action="store_true",
@@ -190,9 +200,11 @@ def effective_threads(requested: int) -> int:
 
 def start(args: argparse.Namespace, name: str, workdir: Path) -> tuple[Server, float]:
     threads = effective_threads(args.torch_threads)
-    if name == "project":
+    if name in peers.PROJECT_WORKERS:
+        # Several workers share the cores out themselves unless --torch-threads says otherwise.
+        project_threads = threads if name == "single" else args.torch_threads
         server = peers.spawn_project(
-            args.host, args.store, workdir, threads, args.device, args.server_env
+            name, args.host, args.store, workdir, project_threads, args.device, args.server_env
         )
     else:
         extra = ["--fast-queue"] if name == "litserve" and args.litserve_fast_queue else []
@@ -239,6 +251,12 @@ def n64_goodput(args: argparse.Namespace, server: Server) -> list[GoodputRow]:
     return rows
 
 
+def n64_server(servers: list[str]) -> str | None:
+    """Where n=64 goodput is measured: the one-worker project (its torch threads are the raw
+    forward pass's), else the project."""
+    return next((name for name in ("single", "project") if name in servers), None)
+
+
 def run_server(
     args: argparse.Namespace, name: str, workdir: Path, seed_base: int
 ) -> tuple[list[Cell], list[GoodputRow], dict[str, Any]]:
@@ -267,7 +285,7 @@ def run_server(
                 f"  c={concurrency}: {cell.requests_per_s:,.1f} req/s, p50 {cell.p50_ms or 0:.1f} "
                 f"ms, p99 {cell.p99_ms or 0:.1f} ms, errors {cell.errors}"
             )
-        if name == "project" and not args.skip_n64:
+        if name == n64_server(args.servers) and not args.skip_n64:
             time.sleep(args.settle)
             goodput = n64_goodput(args, server)
     finally:
@@ -337,7 +355,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     threads = effective_threads(args.torch_threads)
     env = machine(threads)
     raw = None
-    if "project" in args.servers and not args.skip_n64:
+    if n64_server(args.servers) is not None and not args.skip_n64:
         raw = raw_forward(args)
     cells: list[Cell] = []
     goodput: list[GoodputRow] = []

@@ -23,6 +23,7 @@ import asyncio
 import importlib.util
 import logging
 import resource
+import socket
 import threading
 from types import FrameType
 from typing import Any, Literal
@@ -225,8 +226,13 @@ def usable_connections(wanted: int) -> int:
     return max(1, min(wanted, soft - FD_RESERVE))
 
 
-def serve(app: Any, settings: Settings, draining: threading.Event) -> None:
-    """Run ``app`` until a signal ends it."""
+def serve(
+    app: Any,
+    settings: Settings,
+    draining: threading.Event,
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    """Run ``app`` until a signal ends it, on ``sockets`` (a worker's) or on host and port."""
     max_connections = usable_connections(settings.max_connections)
     parser = resolve_parser(settings.http_parser)
     config = uvicorn.Config(
@@ -245,4 +251,4 @@ def serve(app: Any, settings: Settings, draining: threading.Event) -> None:
         access_log=False,  # the app logs its own access lines, with request ids
         log_config=None,
     )
-    DrainingServer(config, draining, settings.drain_s).run()
+    DrainingServer(config, draining, settings.drain_s).run(sockets)

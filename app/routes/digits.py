@@ -71,7 +71,7 @@ async def digit_png(
         ),
     )
     check_pinned(version, result.version)
-    png = await services.encoder.run(rendering.image_png, result, 0, scale)
+    png = await rendering.single_png(services.encoder, result, 0, scale)
     headers = {
         "Cache-Control": cache_control,
         "X-Model-Version": result.version,

@@ -66,7 +66,7 @@ async def generate(body: GenerateRequest, request: Request, services: ServicesDe
         if body.grid:
             png = await services.encoder.run(rendering.grid_png, result, body.scale)
         else:
-            png = await services.encoder.run(rendering.image_png, result, 0, body.scale)
+            png = await rendering.single_png(services.encoder, result, 0, body.scale)
         return Response(png, media_type="image/png", headers=headers)
     payload = await services.encoder.run(rendering.base64_response, result, body.scale)
     return Response(payload.model_dump_json(), media_type="application/json", headers=headers)

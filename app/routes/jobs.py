@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Path, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from app.deps import AdminDep, IsAdminDep, JsonBodyDep, Services, ServicesDep
+from app.deps import AdminDep, IsAdminDep, JobsDep, JsonBodyDep, ServicesDep
 from app.http.responses import ADMIN, NOT_JSON, UNREADABLE_BODY
 from app.limits import check_fields
 from app.retraining.database import TERMINAL_STATES, JobRecord
+from app.retraining.manager import JobManager
 from app.schemas.common import ErrorResponse
 from app.schemas.jobs import Estimate, JobRequest, JobResponse
 from gan.store import SAMPLES_FILE
@@ -32,8 +33,8 @@ def to_response(job: JobRecord, admin: bool) -> JobResponse:
     )
 
 
-def get_job(services: Services, job_id: str) -> JobRecord:
-    job = services.jobs.db.get(job_id)
+def get_job(jobs: JobManager, job_id: str) -> JobRecord:
+    job = jobs.db.get(job_id)
     if job is None:
         raise HTTPException(404, f"job {job_id} not found")
     return job
@@ -56,20 +57,21 @@ async def start_job(
     params: JobRequest,
     response: Response,
     services: ServicesDep,
+    jobs: JobsDep,
     idempotency_key: Annotated[
         str | None,
         Header(pattern=r"^[A-Za-z0-9._:-]{1,128}$", description="makes retries safe"),
     ] = None,
 ) -> JobResponse:
     check_fields(params, services.settings)
-    job, _ = await services.jobs.submit(job_parameters(params), idempotency_key)
+    job, _ = await jobs.submit(job_parameters(params), idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
     return to_response(job, admin=True)
 
 
 @router.get("", response_model=list[JobResponse], summary="List jobs, newest first")
-async def list_jobs(services: ServicesDep, admin: IsAdminDep) -> list[JobResponse]:
-    return [to_response(job, admin) for job in services.jobs.db.recent()]
+async def list_jobs(jobs: JobsDep, admin: IsAdminDep) -> list[JobResponse]:
+    return [to_response(job, admin) for job in jobs.db.recent()]
 
 
 @router.post(
@@ -79,9 +81,9 @@ async def list_jobs(services: ServicesDep, admin: IsAdminDep) -> list[JobRespons
     responses={**ADMIN, **NOT_JSON, **UNREADABLE_BODY},
     summary="How long this job would take on this host, measured now, before starting it",
 )
-async def estimate_job(params: JobRequest, services: ServicesDep) -> Estimate:
+async def estimate_job(params: JobRequest, services: ServicesDep, jobs: JobsDep) -> Estimate:
     check_fields(params, services.settings)
-    return Estimate(**await services.jobs.estimate(job_parameters(params)))
+    return Estimate(**await jobs.estimate(job_parameters(params)))
 
 
 @router.api_route(
@@ -106,8 +108,8 @@ def job_parameters(params: JobRequest) -> dict[str, object]:
     responses={404: {"model": ErrorResponse}},
     summary="One job's state and progress",
 )
-async def job_status(job_id: JobId, services: ServicesDep, admin: IsAdminDep) -> JobResponse:
-    return to_response(get_job(services, job_id), admin)
+async def job_status(job_id: JobId, jobs: JobsDep, admin: IsAdminDep) -> JobResponse:
+    return to_response(get_job(jobs, job_id), admin)
 
 
 @router.get(
@@ -116,11 +118,11 @@ async def job_status(job_id: JobId, services: ServicesDep, admin: IsAdminDep) ->
     responses={404: {"model": ErrorResponse}},
     summary="Every progress report of the job so far (step, losses, images/s), oldest first",
 )
-async def job_history(job_id: JobId, services: ServicesDep) -> list[dict[str, object]]:
-    get_job(services, job_id)
+async def job_history(job_id: JobId, jobs: JobsDep) -> list[dict[str, object]]:
+    get_job(jobs, job_id)
     return [
         {key: value for key, value in event.items() if key != "event"}
-        for _, event in services.jobs.db.events_after(job_id, 0)
+        for _, event in jobs.db.events_after(job_id, 0)
         if event.get("event") == "progress"
     ]
 
@@ -139,11 +141,10 @@ async def job_history(job_id: JobId, services: ServicesDep) -> list[dict[str, ob
 )
 async def job_events(
     job_id: JobId,
-    services: ServicesDep,
+    manager: JobsDep,
     last_event_id: Annotated[int, Header(ge=0, le=2**62)] = 0,  # an int in the schema, never null
 ) -> StreamingResponse:
-    get_job(services, job_id)
-    manager = services.jobs
+    get_job(manager, job_id)
 
     async def stream() -> AsyncIterator[str]:
         seen = last_event_id or 0
@@ -171,9 +172,9 @@ async def job_events(
     responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorResponse}},
     summary="The job's latest sample grid (rows are digits 0-9)",
 )
-async def job_samples(job_id: JobId, services: ServicesDep) -> FileResponse:
-    get_job(services, job_id)
-    path = services.jobs.run_dir(job_id) / SAMPLES_FILE
+async def job_samples(job_id: JobId, jobs: JobsDep) -> FileResponse:
+    get_job(jobs, job_id)
+    path = jobs.run_dir(job_id) / SAMPLES_FILE
     if not path.is_file():
         raise HTTPException(404, f"job {job_id} has no sample grid yet")
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
@@ -190,6 +191,6 @@ async def job_samples(job_id: JobId, services: ServicesDep) -> FileResponse:
     },
     summary="Cancel a running job",
 )
-async def cancel_job(job_id: JobId, services: ServicesDep) -> JobResponse:
-    get_job(services, job_id)
-    return to_response(await services.jobs.cancel(job_id), admin=True)
+async def cancel_job(job_id: JobId, jobs: JobsDep) -> JobResponse:
+    get_job(jobs, job_id)
+    return to_response(await jobs.cancel(job_id), admin=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.deps import ServicesDep
 from app.schemas.common import Status
@@ -74,6 +74,8 @@ async def info(services: ServicesDep) -> InfoResponse:
         metrics=worker.manifest_metrics,
         admin_enabled=services.admin_token is not None,
         degraded=services.registry.degraded,
+        worker=services.role.index if services.role else 0,
+        workers=services.role.count if services.role else 1,
     )
 
 
@@ -84,4 +86,4 @@ async def info(services: ServicesDep) -> InfoResponse:
     summary="Prometheus metrics",
 )
 async def metrics(services: ServicesDep) -> Response:
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

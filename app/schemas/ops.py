@@ -23,3 +23,7 @@ class InfoResponse(BaseModel):
     degraded: str | None = Field(
         None, description="why the version served is not the store's active one, if it is not"
     )
+    worker: int = Field(
+        0, description="which worker process answered (0 is the primary; GAN_WORKERS)"
+    )
+    workers: int = Field(1, description="worker processes serving this port")

@@ -1,5 +1,6 @@
 """The model registry as the service sees it: list versions, activate one (hot swap), and follow
-the store's ACTIVE pointer so that replicas sharing one store swap by themselves."""
+the store's ACTIVE pointer so that replicas sharing one store, and the workers of one server,
+swap by themselves."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 import torch
 from starlette.concurrency import run_in_threadpool
 
+from app.http.workers import WorkerRole
 from app.metrics import ServiceMetrics
 from app.serving.worker import InferenceWorker
 from gan.store import LoadedGenerator, Manifest, ModelStore, StoreError
@@ -23,8 +25,10 @@ class ModelRegistry:
         worker: InferenceWorker,
         device: torch.device,
         metrics: ServiceMetrics,
+        role: WorkerRole | None = None,
     ) -> None:
         self.store = store
+        self.role = role
         self.worker = worker
         self.device = device
         self.metrics = metrics
@@ -32,6 +36,8 @@ class ModelRegistry:
         self._lock = asyncio.Lock()
         self._refused: str | None = None  # a version that failed to load: not retried every tick
         self._follower: asyncio.Task[None] | None = None
+        if role is not None:
+            role.report_serving(worker.version)
 
     def serve_fallback(self, reason: str) -> None:
         """The active version failed at start-up and another one serves: say so until a later
@@ -45,6 +51,8 @@ class ModelRegistry:
 
     def _swap(self, loaded: LoadedGenerator) -> None:
         self.worker.swap(loaded)
+        if self.role is not None:
+            self.role.report_serving(loaded.version)
         self.degraded = None
         self.metrics.fallback.set(0)
 
@@ -58,12 +66,15 @@ class ModelRegistry:
 
     async def activate(self, version: str) -> Manifest:
         """Load and warm ``version`` beside the serving model, point the store at it, then swap.
-        Any failure (missing, tampered, unloadable) leaves the old model serving."""
+        Any failure (missing, tampered, unloadable) leaves the old model serving. With several
+        workers, it returns once all of them serve ``version`` (or after ``FOLLOW_WAIT_S``)."""
         async with self._lock:
             loaded = await run_in_threadpool(self._load_and_warm, version)
             self.store.set_active(version)
             self._swap(loaded)
-            return loaded.manifest
+        if self.role is not None and not await self.role.wait_for_peers(version):
+            log.warning("not every worker serves %s yet: %s", version, self.role.serving())
+        return loaded.manifest
 
     def start_following(self, interval_s: float) -> None:
         """Follow the ACTIVE pointer every ``interval_s`` seconds (0: never)."""

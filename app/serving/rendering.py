@@ -18,6 +18,7 @@ from app.serving.worker import GenerationResult
 from gan.imaging import GENERATOR_NAME, encode_png, tile, upscale
 
 GRID_COLUMNS = 10
+INLINE_MAX_SCALE = 2  # single PNGs up to 56x56 are encoded without leaving the event loop
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -64,6 +65,16 @@ def image_png(result: GenerationResult, index: int, scale: int) -> bytes:
         result.version, str(result.digits[index]), str(result.seeds[index]), result.truncation
     )
     return encode_png(image, meta)
+
+
+async def single_png(
+    encoder: EncoderPool, result: GenerationResult, index: int, scale: int
+) -> bytes:
+    """One image's PNG: a small one encoded at once, on the event loop (at scale <= 2 that takes
+    ~0.1 ms, less than the round trip to the encoder pool), a larger one in the pool."""
+    if scale <= INLINE_MAX_SCALE:
+        return image_png(result, index, scale)
+    return await encoder.run(image_png, result, index, scale)
 
 
 def grid_png(result: GenerationResult, scale: int) -> bytes:

@@ -27,8 +27,14 @@ import httpx
 from harness.load import PNG_SIGNATURE, WRK_SCRIPT, Load, parse_wrk
 from harness.server import REPO_ROOT, Server, free_port, spawn
 
-SERVERS = ("project", "litserve", "naive")
-LABELS = {"project": "this project", "litserve": "LitServe", "naive": "naive FastAPI"}
+SERVERS = ("project", "litserve", "naive", "single")
+LABELS = {
+    "project": "this project",
+    "litserve": "LitServe",
+    "naive": "naive FastAPI",
+    "single": "this project, 1 worker",
+}
+PROJECT_WORKERS = {"project": "0", "single": "1"}  # GAN_WORKERS: 0 = one per core
 PEER_SCRIPTS = {
     "litserve": REPO_ROOT / "benchmarks" / "peers" / "litserve_server.py",
     "naive": REPO_ROOT / "benchmarks" / "peers" / "naive_server.py",
@@ -78,9 +84,25 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
+def descendants(pid: int) -> list[int]:
+    """The live processes below ``pid`` (the project's workers lead process groups of their
+    own, so that a terminal's Ctrl-C reaches only their supervisor)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields and fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, frontier = [], [pid]
+    while frontier:
+        below = children.get(frontier.pop(), [])
+        found += below
+        frontier += below
+    return found
+
+
 def server_pids(server: Server) -> list[int]:
     if server.env.get(GROUP):
-        return group_pids(server.pid)
+        return sorted(set(group_pids(server.pid)) | set(descendants(server.pid)))
     return [server.pid] if server.process.poll() is None else []
 
 
@@ -109,17 +131,25 @@ def rss_mib(pids: list[int]) -> float | None:
 
 # ----- starting and stopping ------------------------------------------------------------------
 def project_settings(
-    store: Path, state_dir: Path, torch_threads: int, device: str | None, extra: list[str]
+    store: Path,
+    state_dir: Path,
+    torch_threads: int,
+    device: str | None,
+    extra: list[str],
+    workers: str = "1",
 ) -> dict[str, str]:
-    """The app's defaults, but quiet, on ``store``, with a private state dir."""
+    """The app's defaults, but quiet, on ``store``, with a private state dir; ``torch_threads``
+    0 leaves the threads to the app (with several workers: the cores shared out)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     settings = {
         "GAN_MODEL_STORE": str(store.resolve()),
         "GAN_STATE_DIR": str(state_dir),
         "GAN_LOG_LEVEL": "WARNING",
         "GAN_RELOAD_INTERVAL_S": "0",
-        "GAN_TORCH_THREADS": str(torch_threads),
+        "GAN_WORKERS": workers,
     }
+    if torch_threads:
+        settings["GAN_TORCH_THREADS"] = str(torch_threads)
     if device is not None:
         settings["GAN_DEVICE"] = device
     for item in extra:
@@ -129,10 +159,22 @@ def project_settings(
 
 
 def spawn_project(
-    host: str, store: Path, workdir: Path, torch_threads: int, device: str | None, extra: list[str]
+    name: str,
+    host: str,
+    store: Path,
+    workdir: Path,
+    torch_threads: int,
+    device: str | None,
+    extra: list[str],
 ) -> Server:
-    settings = project_settings(store, workdir / "state-project", torch_threads, device, extra)
-    return spawn(host, "project", settings, workdir)
+    """``python -m app`` as ``name`` (``PROJECT_WORKERS``), in its own process group: with
+    several workers its CPU is the group's, and the group is stopped together."""
+    settings = project_settings(
+        store, workdir / f"state-{name}", torch_threads, device, extra, PROJECT_WORKERS[name]
+    )
+    server = spawn(host, name, settings, workdir, own_group=True)
+    server.env[GROUP] = "1"  # recorded, not in the process's environment (already started)
+    return server
 
 
 def spawn_peer(

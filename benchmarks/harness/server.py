@@ -131,9 +131,12 @@ def launch(args: argparse.Namespace, mode: str, store: Path, workdir: Path) -> S
     return spawn(args.host, mode, server_env(args, mode, store, state_dir), workdir)
 
 
-def spawn(host: str, mode: str, settings: dict[str, str], workdir: Path) -> Server:
+def spawn(
+    host: str, mode: str, settings: dict[str, str], workdir: Path, own_group: bool = False
+) -> Server:
     """Start ``python -m app`` with exactly ``settings`` (plus GAN_HOST and a free GAN_PORT),
-    its output in ``workdir/server-<mode>.log``; does not wait for it."""
+    its output in ``workdir/server-<mode>.log``, in a new session if ``own_group``; does not
+    wait for it."""
     port = free_port(host)
     settings = {**settings, "GAN_HOST": host, "GAN_PORT": str(port)}
     # Only the settings above: GAN_* variables of the calling shell would make runs differ.
@@ -148,6 +151,7 @@ def spawn(host: str, mode: str, settings: dict[str, str], workdir: Path) -> Serv
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=own_group,
         )
     return Server(mode, settings, process, f"http://{host}:{port}", log_path)
 

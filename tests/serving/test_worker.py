@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -293,3 +294,57 @@ def test_warm_up_runs_before_ready(model: GatedModel) -> None:
     finally:
         model.gate.set()
         worker.stop(5)
+
+
+class ThreadRecorder(torch.nn.Module):
+    """Records the thread of each forward pass."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.config = CONFIG
+        self.threads: list[str] = []
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        self.threads.append(threading.current_thread().name)
+        out: torch.Tensor = self.inner(z, labels)
+        return out
+
+
+def test_a_lone_small_request_is_drawn_at_once_with_the_same_pixels() -> None:
+    torch.manual_seed(0)
+    model = ThreadRecorder(Generator(CONFIG).eval())
+    with running(model, inline_max_images=4) as fast, running(model) as batched:
+
+        async def main() -> tuple[GenerationResult, GenerationResult, GenerationResult]:
+            inline = await fast.generate([5, 6], [2, None], 10, truncation=0.8)
+            large = await fast.generate(list(range(5)), [1] * 5, 10)  # over the limit: queued
+            queued = await batched.generate([5, 6], [2, None], 10, truncation=0.8)
+            return inline, large, queued
+
+        inline, large, queued = asyncio.run(main())
+    assert model.threads == ["MainThread", "inference-worker", "inference-worker"]
+    assert np.array_equal(inline.images, queued.images)
+    assert (inline.version, inline.digits, inline.seeds, inline.truncation) == (
+        queued.version,
+        queued.digits,
+        queued.seeds,
+        queued.truncation,
+    )
+    assert inline.queue_wait_s == 0 and large.images.shape == (5, 28, 28)
+    assert fast.metrics.registry.get_sample_value("gan_images_generated_total") == 7
+
+
+def test_a_request_that_finds_another_in_flight_is_queued(model: GatedModel) -> None:
+    with running(model, inline_max_images=4) as worker:
+
+        async def main() -> None:
+            busy = asyncio.create_task(worker.generate(list(range(8)), [0] * 8, 10))
+            assert await asyncio.to_thread(model.entered.wait, 10)
+            second = asyncio.create_task(worker.generate([1], [1], 10))
+            await eventually(lambda: worker.queued_images == 1)  # not drawn on the loop
+            model.gate.set()
+            await asyncio.gather(busy, second)
+
+        asyncio.run(main())
+        assert model.batch_sizes == [8, 1]

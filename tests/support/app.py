@@ -45,6 +45,7 @@ def app_settings(store_root: Path, **overrides: Any) -> Settings:
         "state_dir": store_root.parent / "state",  # the jobs database lives here
         "reload_interval_s": 0,  # no ACTIVE-pointer follower task
         "admission_wait_s": 0,  # a full queue answers 503 at once (tests of the wait set it)
+        "inline_max_images": 0,  # every request through the batcher (the fast path's tests set it)
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
