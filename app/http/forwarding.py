@@ -72,7 +72,7 @@ class PrimaryRelay:
         has_body = any(k.lower() in BODY_HEADERS for k, _ in scope["headers"])
         request = self.client.build_request(
             scope["method"],
-            scope["raw_path"].decode("latin-1") + _query(scope),
+            (scope.get("raw_path") or scope["path"].encode()).decode("latin-1") + _query(scope),
             headers=headers,
             content=_body(receive) if has_body else None,
         )

@@ -13,6 +13,7 @@ from gan.networks import Upsampling
 
 # STEP:WEIGHT pairs, e.g. "0:0.1,18000:0.05"; the training CLI checks the rest (order, step 0).
 SCHEDULE_PATTERN = r"^\d+:\d+(\.\d+)?(,\d+:\d+(\.\d+)?)*$"
+AUGMENT_PATTERN = r"^(none|(translation|cutout)(,(translation|cutout))?)$"
 
 
 class JobParams(BaseModel):
@@ -60,12 +61,28 @@ class JobParams(BaseModel):
         True, description="the digit scales and shifts every batch norm of the generator"
     )
     d_channels: int = Field(128, ge=2, le=1024)
+    augment: str = Field(
+        "none",
+        pattern=AUGMENT_PATTERN,
+        description="the critic's differentiable augmentation (DiffAugment): translation, "
+        "cutout, both (comma-separated), or none",
+    )
+    r1_gamma: float = Field(
+        0.0, ge=0, le=1000, description="R1 penalty on real images (gamma / 2 E|grad D|^2); 0 = off"
+    )
+    r1_every: int = Field(4, ge=1, le=1000, description="R1 every N steps (lazy regularisation)")
+    lr_decay_start: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="from this step on both learning rates fall linearly to 0 at the last step",
+    )
     eval_per_digit: int = Field(1000, ge=10, le=5000, description="samples per digit to evaluate")
 
     @field_validator(
         "steps", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "ema_decay", "mode_seeking",
         "aux_classifier", "seed", "latent_dim", "embed_dim", "g_channels", "d_channels",
-        "eval_per_digit", mode="before",
+        "r1_gamma", "r1_every", "lr_decay_start", "eval_per_digit", mode="before",
     )  # fmt: skip
     @classmethod
     def _json_number(cls, value: object) -> object:

@@ -46,13 +46,19 @@ def recording_client(
     return factory(settings), record
 
 
-def test_the_shipped_preset_passes_no_recipe_option(
+@pytest.fixture
+def recorded(
     job_store: ModelStore,
     tmp_path: Path,
     mnist_dir: Path,
     client_factory: Callable[..., TestClient],
-) -> None:
-    client, record = recording_client(job_store, tmp_path, mnist_dir, client_factory)
+) -> tuple[TestClient, Path]:
+    """A client whose jobs run a stand-in that records its argv."""
+    return recording_client(job_store, tmp_path, mnist_dir, client_factory)
+
+
+def test_the_shipped_preset_passes_no_recipe_option(recorded: tuple[TestClient, Path]) -> None:
+    client, record = recorded
     job = client.post("/jobs", json={"preset": "shipped"}, headers=AUTH)
     assert job.status_code == 202, job.text
     wait_for_state(client, job.json()["id"], {"failed"})  # the stand-in trains nothing
@@ -126,3 +132,20 @@ def test_a_broken_entry_is_listed_with_its_problem_and_refused(
         assert refused.status_code == 409, refused.text
     assert client.get("/generate").status_code == 405  # the service is unaffected
     assert client.post("/generate", json={"digit": 1}).status_code == 200
+
+
+def test_the_training_levers_reach_the_cli_and_bad_ones_are_refused(
+    recorded: tuple[TestClient, Path],
+) -> None:
+    client, record = recorded
+    levers = {"augment": "translation", "r1_gamma": 0.5, "r1_every": 8, "lr_decay_start": 3}
+    job = client.post("/jobs", json={"steps": 6, **levers}, headers=AUTH)
+    assert job.status_code == 202, job.text
+    wait_for_state(client, job.json()["id"], {"failed"})  # the stand-in trains nothing
+    argv = json.loads(record.read_text())
+    pairs = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
+    assert pairs["--augment"] == "translation" and pairs["--r1-gamma"] == "0.5"
+    assert pairs["--r1-every"] == "8" and pairs["--lr-decay-start"] == "3"
+    for field, value in (("augment", "rotation"), ("r1_gamma", -1), ("r1_every", 0)):
+        refused = client.post("/jobs", json={field: value}, headers=AUTH)
+        assert refused.status_code == 422 and field in refused.text, refused.text
