@@ -241,4 +241,9 @@ class Supervisor:
 
 def supervise(settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    return Supervisor(settings, settings.worker_count()).run()
+    try:
+        supervisor = Supervisor(settings, settings.worker_count())
+    except OSError as error:  # the port is taken, or the address is not this host's
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        return 1
+    return supervisor.run()

@@ -8,7 +8,8 @@ A new model version is loaded and warmed up beside the old one and swapped in be
 batches: a batch always runs start to finish on the model it started with.
 
 The idle fast path: a request of at most ``inline_max_images`` that finds nothing else in flight
-(no other request waiting, queued or being drawn) runs its forward pass on the event loop at once.
+(no other request waiting, queued or being drawn, after one turn of the event loop in which the
+requests that came with it arrive too) runs its forward pass on the event loop at once.
 There is nothing to batch it with, and the two thread hops it saves (to the inference thread and
 back) cost more than its ~0.3 ms forward pass on a CPU: a lone client (c=1) waits less. A second
 request arriving meanwhile takes the queue as usual, so under load everything is batched.
@@ -159,11 +160,14 @@ class InferenceWorker:
             raise ShuttingDownError("server is shutting down")
         self._in_flight += 1
         try:
-            alone = self._in_flight == 1 and self.ready.is_set()
-            if alone and len(seeds) <= self.inline_max_images:
-                result = self._draw_inline(seeds, digits, model, truncation)
-                if result is not None:
-                    return result
+            if len(seeds) <= self.inline_max_images and self.ready.is_set():
+                # One turn of the loop first: requests that arrived with this one (read from
+                # their sockets in that turn) reach this line too, and then none is alone.
+                await asyncio.sleep(0)
+                if self._in_flight == 1:
+                    result = self._draw_inline(seeds, digits, model, truncation)
+                    if result is not None:
+                        return result
             return await self._queued(seeds, digits, timeout_s, model, truncation)
         finally:
             self._in_flight -= 1

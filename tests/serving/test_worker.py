@@ -348,3 +348,16 @@ def test_a_request_that_finds_another_in_flight_is_queued(model: GatedModel) -> 
 
         asyncio.run(main())
         assert model.batch_sizes == [8, 1]
+
+
+def test_requests_that_arrive_together_are_batched_with_the_fast_path_on() -> None:
+    torch.manual_seed(0)
+    model = GatedModel(Generator(CONFIG).eval())
+    with running(model, inline_max_images=4) as worker:
+
+        async def main() -> None:
+            await asyncio.gather(*(worker.generate([s], [s % 10], 10) for s in range(8)))
+
+        asyncio.run(main())
+    assert sum(model.batch_sizes) == 8 and model.calls < 8
+
