@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from gan.store import ModelStore
+from gan.testing import publish_random_generator
 from support.jobs import AUTH, TOKEN, publish_tiny
-from support.models import TINY_VERSION
+from support.models import TINY_GENERATOR, TINY_VERSION
 from support.process import ServerProcess, running_server, stop
 
 pytestmark = pytest.mark.slow
@@ -26,10 +27,15 @@ OTHER_VERSION = "tiny-b"
 TRIES = 200  # fresh connections before concluding that a worker never answers
 
 
-@pytest.fixture
-def server(tiny_store: ModelStore, tmp_path: Path) -> Iterator[ServerProcess]:
-    publish_tiny(tiny_store, OTHER_VERSION, seed=7)
-    with running_server(tiny_store.root, tmp_path, workers="2", admin_token=TOKEN) as process:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the module (starting two workers takes seconds): the tests run in file
+    order, the ones that change it (an activation, a killed worker, SIGTERM) last."""
+    workdir = tmp_path_factory.mktemp("workers")
+    store = ModelStore(workdir / "model_store")
+    publish_random_generator(store, TINY_VERSION, TINY_GENERATOR)
+    publish_tiny(store, OTHER_VERSION, seed=7)
+    with running_server(store.root, workdir, workers="2", admin_token=TOKEN) as process:
         wait_for_workers(process, {0, 1})
         yield process
 
@@ -112,14 +118,6 @@ def test_job_routes_answer_alike_on_every_connection(server: ServerProcess) -> N
     assert refusals == {401}
 
 
-def test_an_activation_answers_once_every_worker_serves_it(server: ServerProcess) -> None:
-    status, body, _ = request(server, f"/models/{OTHER_VERSION}/activate", {"force": True}, AUTH)
-    assert status == 200, body
-    assert json.loads(body)["version"] == OTHER_VERSION
-    served = {request(server, "/generate", {"seed": 1})[2]["x-model-version"] for _ in range(30)}
-    assert served == {OTHER_VERSION}
-
-
 def test_metrics_count_the_requests_of_every_worker(server: ServerProcess) -> None:
     before = generated(server)
     for seed in range(40):
@@ -134,6 +132,14 @@ def generated(server: ServerProcess) -> float:
     wanted = 'gan_http_requests_total{method="POST",route="/generate",status="200"}'
     lines = [line for line in body.decode().splitlines() if line.startswith(wanted)]
     return float(lines[0].split()[-1]) if lines else 0.0
+
+
+def test_an_activation_answers_once_every_worker_serves_it(server: ServerProcess) -> None:
+    status, body, _ = request(server, f"/models/{OTHER_VERSION}/activate", {"force": True}, AUTH)
+    assert status == 200, body
+    assert json.loads(body)["version"] == OTHER_VERSION
+    served = {request(server, "/generate", {"seed": 1})[2]["x-model-version"] for _ in range(30)}
+    assert served == {OTHER_VERSION}
 
 
 def test_a_worker_that_dies_is_started_again(server: ServerProcess) -> None:

@@ -360,4 +360,3 @@ def test_requests_that_arrive_together_are_batched_with_the_fast_path_on() -> No
 
         asyncio.run(main())
     assert sum(model.batch_sizes) == 8 and model.calls < 8
-
