@@ -38,17 +38,17 @@ def latents_for_seeds(
         if not 0 < scale <= 1:
             raise ValueError(f"truncation must be in (0, 1], not {scale!r}")
     z = torch.empty(len(seeds), latent_dim)
-    labels = torch.empty(len(seeds), dtype=torch.int64)
+    labels: list[int] = []
     rng = torch.Generator()
     for i, (seed, digit) in enumerate(zip(seeds, digits, strict=True)):
         rng.manual_seed(seed)
-        z[i] = torch.randn(latent_dim, generator=rng)
-        labels[i] = (
+        torch.randn(latent_dim, generator=rng, out=z[i])  # drawn into its row: no copy
+        labels.append(
             digit if digit is not None else int(torch.randint(NUM_CLASSES, (1,), generator=rng))
         )
     if any(scale != 1 for scale in scales):
         z.mul_(torch.tensor(scales, dtype=z.dtype).unsqueeze(1))  # (N, 1): one scale per row
-    return z, labels
+    return z, torch.tensor(labels, dtype=torch.int64)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
