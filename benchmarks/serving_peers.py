@@ -9,9 +9,9 @@ compared across servers), warm it up with wrk at c=32 for ``--warmup`` seconds, 
 single-PNG ``POST /generate`` (seeds varying) with wrk ``-t1`` at each ``--concurrency`` for
 ``--duration`` seconds; stop it (peers: their whole process group). Before any server starts, the
 in-process generator is timed at batch 64 with the servers' thread count; with the one-worker
-project server up, ``{"n": 64, "format": "base64"}`` goodput (200s only, ``harness.goodput``) is measured
-at each ``--n64-concurrency`` and at 4 x the best of them, and compared with that raw forward pass
-and with the best goodput.
+project server up, ``{"n": 64, "format": "base64"}`` goodput (200s only, ``harness.goodput``) is
+measured at each ``--n64-concurrency`` and at 4 x the best of them, and compared with that raw
+forward pass and with the best goodput.
 
 Prints the tables and writes everything, with a description of the machine, as JSON::
 
