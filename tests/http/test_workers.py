@@ -11,6 +11,7 @@ import signal
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,13 @@ import pytest
 
 from gan.store import ModelStore
 from gan.testing import publish_random_generator
-from support.jobs import AUTH, TOKEN, publish_tiny
+from support.jobs import AUTH, TINY_JOB, TOKEN, add_classifier, publish_tiny
 from support.models import TINY_GENERATOR, TINY_VERSION
 from support.process import ServerProcess, running_server, stop
 
 pytestmark = pytest.mark.slow
 OTHER_VERSION = "tiny-b"
+FIXTURE_MNIST = Path(__file__).parents[1] / "fixtures" / "mnist"
 TRIES = 200  # fresh connections before concluding that a worker never answers
 
 
@@ -35,7 +37,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     store = ModelStore(workdir / "model_store")
     publish_random_generator(store, TINY_VERSION, TINY_GENERATOR)
     publish_tiny(store, OTHER_VERSION, seed=7)
-    with running_server(store.root, workdir, workers="2", admin_token=TOKEN) as process:
+    add_classifier(store)  # so that a job can evaluate what it trains
+    with running_server(
+        store.root,
+        workdir,
+        workers="2",
+        admin_token=TOKEN,
+        data_dir=str(FIXTURE_MNIST),
+    ) as process:
         wait_for_workers(process, {0, 1})
         yield process
 
@@ -116,6 +125,30 @@ def test_job_routes_answer_alike_on_every_connection(server: ServerProcess) -> N
     # The relay passes the refusal through: no credential, no activation, on any worker.
     refusals = {request(server, f"/models/{OTHER_VERSION}/activate", {})[0] for _ in range(10)}
     assert refusals == {401}
+
+
+def test_a_job_runs_once_and_its_events_stream_through_any_worker(server: ServerProcess) -> None:
+    status, body, _ = request(server, "/jobs", TINY_JOB, AUTH)
+    assert status == 202, body
+    job_id = json.loads(body)["id"]
+    with ThreadPoolExecutor(4) as pool:  # four live streams at once, each ending with the job
+        streams = list(pool.map(lambda _: read_events(server, job_id), range(4)))
+    for events in streams:  # every connection, whichever worker took it, saw the whole job
+        assert [e["state"] for e in events if e["event"] == "state"][-1] == "succeeded"
+        assert any(e["event"] == "progress" for e in events)
+    jobs = json.loads(request(server, "/jobs")[1])
+    assert [job["id"] for job in jobs] == [job_id]  # one job, in the one database
+
+
+def read_events(server: ServerProcess, job_id: str) -> list[dict[str, Any]]:
+    req = urllib.request.Request(f"{server.base}/jobs/{job_id}/events")
+    with urllib.request.urlopen(req, timeout=120) as response:
+        text = response.read().decode()
+    return [
+        json.loads(line.removeprefix("data: "))
+        for line in text.splitlines()
+        if line.startswith("data: ")
+    ]
 
 
 def test_metrics_count_the_requests_of_every_worker(server: ServerProcess) -> None:
