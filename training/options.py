@@ -91,8 +91,8 @@ DESCRIPTION = (
 COMMANDS = {
     "train": (
         "train the GAN and publish its EMA generator as a new version",
-        "The recipe and network options default to the shipped model's (mnist-cgan-v2: 26,000"
-        " steps, about 47 minutes on 2 CPU cores). --progress jsonl prints JSON lines: the phases"
+        "The recipe and network options default to the shipped model's (mnist-cgan-v3: 26,000"
+        " steps, about 50 minutes on 2 CPU cores). --progress jsonl prints JSON lines: the phases"
         " (training, evaluating, publishing), the progress, then the exported version.",
     ),
     "speed": (

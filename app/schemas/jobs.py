@@ -29,7 +29,7 @@ class JobParams(BaseModel):
     steps: int = Field(2000, ge=1, description=f"optimizer steps (limit: {MAX_JOB_STEPS.env})")
     batch_size: int = Field(64, ge=2, le=1024)
     loss: Literal["bce", "hinge"] = Field(
-        "bce", description="non-saturating minimax (bce) or hinge"
+        "hinge", description="hinge (the shipped recipe's) or the non-saturating minimax (bce)"
     )
     lr_g: float = Field(2e-4, gt=0, le=0.1)
     lr_d: float = Field(2e-4, gt=0, le=0.1)
