@@ -126,7 +126,7 @@ def test_training_run_publishes_a_version(
     assert len(manifest.data["mnist_md5"]) == 4
     assert manifest.architecture == TINY_GENERATOR.to_dict()
     assert manifest.training["steps"] == 3 and manifest.training["seed"] == 0
-    assert manifest.training["loss"] == "bce"
+    assert manifest.training["loss"] == "hinge"  # the recipe's (v3's)
     # The recipe's AC-GAN term is on by default, so the critic has its digit head.
     assert manifest.training["aux_classifier_schedule"] == "0:0.1,18000:0.05,22000:0.075"
     assert (
