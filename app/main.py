@@ -91,15 +91,7 @@ async def start_services(
     )
     restorer.start()
     registry.start_following(follow_interval_s(settings, role))
-    if jobs is None:
-        metrics.watch(restore_queue=lambda: restorer.waiting)
-    else:
-        manager = jobs
-        metrics.watch(
-            restore_queue=lambda: restorer.waiting,
-            job_running=lambda: float(manager.db.active() is not None),
-            job_step=lambda: float(manager.running_step()),
-        )
+    metrics.watch(restore_queue=lambda: restorer.waiting, jobs=jobs)
     log.info("serving", extra={"model_version": generator.version, "device": str(device)})
     return Services(
         settings=settings,

@@ -11,7 +11,7 @@ import os
 import platform
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -26,6 +26,9 @@ from prometheus_client import (
 )
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from app.retraining.manager import JobManager
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 RESTORE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -72,7 +75,7 @@ class ServiceMetrics:
             }
         )
         self._watched: list[tuple[Gauge, Callable[[], float]]] = []
-        self._served: set[tuple[str]] = set()
+        self._served: str | None = None  # the version gan_model_info says is served
         self._serving(r)
         self._applications_and_jobs(r)
         # The labelled children of the per-request series, by label values: ``labels()`` costs a
@@ -176,17 +179,15 @@ class ServiceMetrics:
             latency = self._latency_children[route] = self.latency.labels(route)
         latency.observe(elapsed_s)
 
-    def watch(
-        self,
-        restore_queue: Callable[[], float],
-        job_running: Callable[[], float] | None = None,
-        job_step: Callable[[], float] | None = None,
-    ) -> None:
+    def watch(self, restore_queue: Callable[[], float], jobs: JobManager | None) -> None:
         """Read these gauges from the services at each scrape (the job gauges only where the
         jobs run: on the primary of several workers)."""
         watched = [(self.restore_queue, restore_queue)]
-        if job_running is not None and job_step is not None:
-            watched += [(self.job_running, job_running), (self.job_step, job_step)]
+        if jobs is not None:
+            watched += [
+                (self.job_running, lambda: float(jobs.db.active() is not None)),
+                (self.job_step, lambda: float(jobs.running_step())),
+            ]
         if self.multiprocess:
             # Another worker may answer the scrape: the values must be in the files already.
             self._watched = watched
@@ -201,12 +202,11 @@ class ServiceMetrics:
             gauge.set(read())
 
     def set_active_version(self, version: str) -> None:
-        if self.multiprocess:  # files cannot drop a series: the old version reads 0
-            for (previous,) in list(self._served):
-                self.model.labels(version=previous).set(0)
-        else:
+        if not self.multiprocess:
             self.model.clear()
-        self._served = {(version,)}
+        elif self._served is not None:  # files cannot drop a series: the old version reads 0
+            self.model.labels(version=self._served).set(0)
+        self._served = version
         self.model.labels(version=version).set(1)
 
     def exposition(self) -> bytes:
