@@ -201,3 +201,19 @@ def zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_workers_end_with_a_killed_supervisor(tmp_path: Path) -> None:
+    """README: a worker whose supervisor is SIGKILLed gets SIGTERM from the kernel, so none is
+    left serving the port."""
+    store = ModelStore(tmp_path / "model_store")
+    publish_random_generator(store, TINY_VERSION, TINY_GENERATOR)
+    with running_server(store.root, tmp_path, workers="2") as process:
+        workers = worker_pids(process.process.pid)
+        assert len(workers) == 2
+        process.process.kill()
+        process.process.wait()
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() and not zombie(pid) for pid in workers):
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            time.sleep(0.1)
