@@ -7,11 +7,11 @@ For each server in turn (one at a time, on 127.0.0.1 and a free port): start it,
 ``/readyz``, check one ``{"digit": 7, "seed": 42, "format": "png"}`` answer (a PNG; its sha256 is
 compared across servers), warm it up with wrk at c=32 for ``--warmup`` seconds, then measure
 single-PNG ``POST /generate`` (seeds varying) with wrk ``-t1`` at each ``--concurrency`` for
-``--duration`` seconds; stop it (peers: their whole process group). Before any server starts, the
-in-process generator is timed at batch 64 with the servers' thread count; with the one-worker
-project server up, ``{"n": 64, "format": "base64"}`` goodput (200s only, ``harness.goodput``) is
-measured at each ``--n64-concurrency`` and at 4 x the best of them, and compared with that raw
-forward pass and with the best goodput.
+``--duration`` seconds; stop it (peers: their whole process group). With the one-worker project
+server up, ``{"n": 64, "format": "base64"}`` goodput (200s only, ``harness.goodput``) is measured
+at each ``--n64-concurrency`` and at 4 x the best of them, and compared with the best goodput and
+with the raw forward pass: the in-process generator at batch 64 with the server's thread count,
+timed just before and just after that series (the server idle), the higher of the two.
 
 Prints the tables and writes everything, with a description of the machine, as JSON::
 
@@ -286,8 +286,13 @@ def run_server(
                 f"ms, p99 {cell.p99_ms or 0:.1f} ms, errors {cell.errors}"
             )
         if name == n64_server(args.servers) and not args.skip_n64:
+            # The raw pass just before and just after the series, with the server idle: this
+            # machine's speed drifts by 20 % over minutes, and the higher of the two is the
+            # ceiling the served rate is held to.
+            record["raw_before"] = raw_forward(args)
             time.sleep(args.settle)
             goodput = n64_goodput(args, server)
+            record["raw_after"] = raw_forward(args)
     finally:
         record["exit_code"], record["shutdown_s"], record["killed"] = stop(args, server)
         record["log_tail"] = server.log_tail(20)
@@ -295,10 +300,11 @@ def run_server(
 
 
 def n64_summary(
-    goodput: list[GoodputRow], raw: dict[str, Any] | None, factor: int
+    goodput: list[GoodputRow], raws: list[dict[str, Any]], factor: int
 ) -> dict[str, Any] | None:
     if not goodput:
         return None
+    raw = max(raws, key=lambda r: r["forward_images_per_s"]) if raws else None
     best = max(goodput, key=lambda row: row.load.images_per_s)
     over_c = factor * best.load.concurrency
     over = next((row for row in goodput if row.load.concurrency == over_c), None)
@@ -307,6 +313,7 @@ def n64_summary(
         "best_concurrency": best.load.concurrency,
         "best_images_per_s": best_ips,
         "raw_forward_images_per_s": raw["forward_images_per_s"] if raw else None,
+        "raw_forward_before_after": [r["forward_images_per_s"] for r in raws],
         "pct_of_raw_forward": 100 * best_ips / raw["forward_images_per_s"] if raw else None,
         "raw_end_to_end_images_per_s": raw["end_to_end_images_per_s"] if raw else None,
         "overload_concurrency": over_c,
@@ -328,7 +335,9 @@ def n64_lines(summary: dict[str, Any] | None, threads: int) -> list[str]:
             f"- n=64 base64, best goodput (c={summary['best_concurrency']}): "
             f"{summary['best_images_per_s']:,.0f} images/s = {summary['pct_of_raw_forward']:.0f}% "
             f"of the raw forward pass at batch 64 ({summary['raw_forward_images_per_s']:,.0f} "
-            f"images/s, {threads} torch thread{'s' if threads > 1 else ''}; target >= 80%)"
+            f"images/s, the higher of before and after, "
+            f"{' / '.join(f'{r:,.0f}' for r in summary['raw_forward_before_after'])}; "
+            f"{threads} torch thread{'s' if threads > 1 else ''}; target >= 90%)"
         )
     if summary["overload_pct_of_best"] is not None:
         lines.append(
@@ -354,9 +363,6 @@ def raw_forward(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     threads = effective_threads(args.torch_threads)
     env = machine(threads)
-    raw = None
-    if n64_server(args.servers) is not None and not args.skip_n64:
-        raw = raw_forward(args)
     cells: list[Cell] = []
     goodput: list[GoodputRow] = []
     records = []
@@ -366,9 +372,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         goodput += server_goodput
         records.append(record)
     env["load_average_end"] = list(os.getloadavg())
+    raws = [r[when] for r in records for when in ("raw_before", "raw_after") if when in r]
     summary: dict[str, Any] = {
         "ratios": peers.ratios(cells, args.concurrency),
-        "n64": n64_summary(goodput, raw, args.overload_factor),
+        "n64": n64_summary(goodput, raws, args.overload_factor),
         "same_png": len({r["sanity"].get("sha256") for r in records if "sanity" in r}) == 1,
     }
     main_table = peers.table(cells, args.servers, args.concurrency)
@@ -394,7 +401,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "servers": records,
         "cells": [asdict(cell) for cell in cells],
-        "raw_forward_batch64": raw,
+        "raw_forward_batch64": raws,
         "n64_goodput": [
             {**asdict(row), "images_per_s": row.load.images_per_s, "ok_200": row.load.ok}
             for row in goodput

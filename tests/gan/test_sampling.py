@@ -9,7 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from gan.imaging import GENERATOR_NAME, encode_png, tile, upscale
+from gan.imaging import (
+    GENERATOR_NAME,
+    IDAT_BYTES,
+    SYNTHETIC_NOTICE,
+    encode_png,
+    text_chunk,
+    tile,
+    upscale,
+)
 from gan.sampling import MAX_SEED, from_uint8, latents_for_seeds, to_uint8
 
 LATENT_DIM = 16
@@ -100,6 +108,38 @@ def test_png_carries_provenance() -> None:
         assert text[key] == value
     assert set(text) == {"Software", "Comment", *provenance}
     assert np.array_equal(pixels, image)
+
+
+def pillow_save_with_text(image: np.ndarray, provenance: dict[str, str], level: int) -> bytes:
+    """The reference: Pillow's own ``save``, the text chunks spliced in after IHDR (8-byte
+    signature + 25-byte IHDR chunk)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=level)
+    png = buffer.getvalue()
+    text = b"".join(text_chunk(k, v) for k, v in {**SYNTHETIC_NOTICE, **provenance}.items())
+    return png[:33] + text + png[33:]
+
+
+@pytest.mark.parametrize(
+    ("shape", "level"),
+    [((28, 28), 1), ((56, 56), 1), ((1, 1), 1), ((3, 500), 6), ((302, 302), 9), ((700, 700), 1)],
+)
+def test_png_bytes_are_pillow_saves(shape: tuple[int, int], level: int) -> None:
+    # Digit-like images (mostly black) and noise; 700x700 noise needs several IDAT chunks.
+    rng = np.random.default_rng(shape[0] * shape[1] + level)
+    digit = np.where(rng.random(shape) > 0.8, rng.integers(0, 256, shape), 0).astype(np.uint8)
+    noise = rng.integers(0, 256, shape, dtype=np.uint8)
+    provenance = {"model_version": "tiny", "seed": "42", "digit": "7"}
+    for image in (digit, noise):
+        assert encode_png(image, provenance, level) == pillow_save_with_text(
+            image, provenance, level
+        )
+    assert len(encode_png(rng.integers(0, 256, (700, 700), dtype=np.uint8), {})) > 2 * IDAT_BYTES
+
+
+def test_png_provenance_cannot_replace_the_notice() -> None:
+    with pytest.raises(ValueError, match="Comment"):
+        encode_png(np.zeros((2, 2), np.uint8), {"Comment": "a real digit"})
 
 
 def test_tile_layout() -> None:
