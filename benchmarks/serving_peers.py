@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add("--concurrency", type=positive_int_list, default=[1, 8, 32, 128], help="single-PNG cells")
     add("--duration", type=float, help="seconds per cell (default 10; 2 with --quick)")
+    add(
+        "--rounds",
+        type=int,
+        default=1,
+        help="passes over all the servers; ratios are taken within a round, then the median",
+    )
     add("--warmup", type=float, help="seconds of wrk at c=32 before a server's cells (default 8)")
     add("--warmup-concurrency", type=int, default=32, help="concurrency of the warm-up")
     add("--settle", type=float, default=1.0, help="pause between cells, s")
@@ -258,11 +265,16 @@ def n64_server(servers: list[str]) -> str | None:
 
 
 def run_server(
-    args: argparse.Namespace, name: str, workdir: Path, seed_base: int
+    args: argparse.Namespace, name: str, workdir: Path, seed_base: int, round_index: int
 ) -> tuple[list[Cell], list[GoodputRow], dict[str, Any]]:
-    say(f"{peers.LABELS[name]}:")
+    say(f"{peers.LABELS[name]} (round {round_index + 1} of {args.rounds}):")
     server, startup_s = start(args, name, workdir)
-    record: dict[str, Any] = {"name": name, "settings": server.env, "startup_s": startup_s}
+    record: dict[str, Any] = {
+        "name": name,
+        "round": round_index,
+        "settings": server.env,
+        "startup_s": startup_s,
+    }
     cells: list[Cell] = []
     goodput: list[GoodputRow] = []
     try:
@@ -278,7 +290,12 @@ def run_server(
         for index, concurrency in enumerate(args.concurrency, start=1):
             time.sleep(args.settle)
             cell = peers.measure_cell(
-                server, concurrency, args.duration, args.wrk_timeout, seed_base + index * 10**7
+                server,
+                concurrency,
+                args.duration,
+                args.wrk_timeout,
+                seed_base + index * 10**7,
+                round_index,
             )
             cells.append(cell)
             say(
@@ -310,6 +327,11 @@ def n64_summary(
     over = next((row for row in goodput if row.load.concurrency == over_c), None)
     best_ips = best.load.images_per_s
     return {
+        "goodput": [
+            {**asdict(row), "images_per_s": row.load.images_per_s, "ok_200": row.load.ok}
+            for row in goodput
+        ],
+        "raw_forward_batch64": raws,
         "best_concurrency": best.load.concurrency,
         "best_images_per_s": best_ips,
         "raw_forward_images_per_s": raw["forward_images_per_s"] if raw else None,
@@ -326,13 +348,30 @@ def n64_summary(
     }
 
 
-def n64_lines(summary: dict[str, Any] | None, threads: int) -> list[str]:
+def n64_median(rounds: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The targets' two percentages: one round's, or over several the median of the rounds'."""
+    measured = [r for r in rounds if r is not None]
+    if not measured:
+        return None
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in measured if r[key] is not None]
+        return statistics.median(values) if values else None
+
+    return {
+        "rounds": len(measured),
+        "pct_of_raw_forward": median("pct_of_raw_forward"),
+        "overload_pct_of_best": median("overload_pct_of_best"),
+    }
+
+
+def n64_lines(summary: dict[str, Any] | None, threads: int, label: str) -> list[str]:
     if summary is None:
-        return ["- n=64 base64: not measured"]
+        return [f"- {label}n=64 base64: not measured"]
     lines = []
     if summary["pct_of_raw_forward"] is not None:
         lines.append(
-            f"- n=64 base64, best goodput (c={summary['best_concurrency']}): "
+            f"- {label}n=64 base64, best goodput (c={summary['best_concurrency']}): "
             f"{summary['best_images_per_s']:,.0f} images/s = {summary['pct_of_raw_forward']:.0f}% "
             f"of the raw forward pass at batch 64 ({summary['raw_forward_images_per_s']:,.0f} "
             f"images/s, the higher of before and after, "
@@ -341,12 +380,40 @@ def n64_lines(summary: dict[str, Any] | None, threads: int) -> list[str]:
         )
     if summary["overload_pct_of_best"] is not None:
         lines.append(
-            f"- n=64 goodput at c={summary['overload_concurrency']} (4x overload): "
+            f"- {label}n=64 goodput at c={summary['overload_concurrency']} (4x overload): "
             f"{summary['overload_images_per_s']:,.0f} images/s = "
             f"{summary['overload_pct_of_best']:.0f}% of the best (target >= 80%); "
             f"503 x{summary['overload_503']}, other errors {summary['overload_other_errors']}"
         )
     return lines
+
+
+def median_lines(summary: dict[str, Any] | None) -> list[str]:
+    if summary is None or summary["rounds"] < 2:
+        return []
+    pct, over = summary["pct_of_raw_forward"], summary["overload_pct_of_best"]
+    return [
+        f"- median of {summary['rounds']} rounds: n=64 base64 "
+        + ("-" if pct is None else f"{pct:.0f}%")
+        + " of the raw forward pass (target >= 90%), goodput at 4x overload "
+        + ("-" if over is None else f"{over:.0f}%")
+        + " of the best (target >= 80%)"
+    ]
+
+
+def round_table(summary: dict[str, Any], concurrencies: list[int]) -> str:
+    """The project's ratios in each round, then their median (the main table's)."""
+    measured = summary["ratios"].items()
+    pairs = [pair for pair, per_c in measured if any(v is not None for v in per_c.values())]
+    head = ["round", *(f"{pair} c={c}" for pair in pairs for c in concurrencies)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    rows = [(str(i + 1), one) for i, one in enumerate(summary["round_ratios"])]
+    for name, ratio in [*rows, ("median", summary["ratios"])]:
+        cells = [ratio[pair][str(c)] for pair in pairs for c in concurrencies]
+        lines.append(
+            "| " + " | ".join([name, *("-" if v is None else f"{v:.2f}x" for v in cells)]) + " |"
+        )
+    return "\n".join(lines)
 
 
 def raw_forward(args: argparse.Namespace) -> dict[str, Any]:
@@ -364,23 +431,33 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     threads = effective_threads(args.torch_threads)
     env = machine(threads)
     cells: list[Cell] = []
-    goodput: list[GoodputRow] = []
+    rounds_n64: list[dict[str, Any] | None] = []
     records = []
-    for index, name in enumerate(args.servers):
-        server_cells, server_goodput, record = run_server(args, name, workdir, index * 10**9)
-        cells += server_cells
-        goodput += server_goodput
-        records.append(record)
+    for round_index in range(args.rounds):
+        goodput: list[GoodputRow] = []
+        raws: list[dict[str, Any]] = []
+        for index, name in enumerate(args.servers):
+            seed_base = (round_index * len(args.servers) + index) * 10**9
+            server_cells, server_goodput, record = run_server(
+                args, name, workdir, seed_base, round_index
+            )
+            cells += server_cells
+            goodput += server_goodput
+            raws += [record[when] for when in ("raw_before", "raw_after") if when in record]
+            records.append(record)
+        rounds_n64.append(n64_summary(goodput, raws, args.overload_factor))
     env["load_average_end"] = list(os.getloadavg())
-    raws = [r[when] for r in records for when in ("raw_before", "raw_after") if when in r]
     summary: dict[str, Any] = {
         "ratios": peers.ratios(cells, args.concurrency),
-        "n64": n64_summary(goodput, raws, args.overload_factor),
+        "round_ratios": peers.round_ratios(cells, args.concurrency),
+        "n64": n64_median(rounds_n64),
+        "n64_rounds": rounds_n64,
         "same_png": len({r["sanity"].get("sha256") for r in records if "sanity" in r}) == 1,
     }
     main_table = peers.table(cells, args.servers, args.concurrency)
     print(
         f"\nServing peers: model {records[0]['sanity'].get('model_version')}, "
+        f"{args.rounds} round{'s' if args.rounds > 1 else ''} (each cell: the median), "
         f"{args.duration:g} s per cell after {args.warmup:g} s of warm-up at "
         f"c={args.warmup_concurrency}, wrk -t1 on the same machine ({env['cpu_model']}, "
         f"{env['cpu_count']} CPUs, torch {env['torch']}, {threads} torch threads; load average "
@@ -389,8 +466,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     print(main_table)
     print("\nServer processes per cell (from /proc):\n")
     print(peers.detail_table(cells))
+    if args.rounds > 1:
+        print(f"\nRatios within each round (the table above: medians of {args.rounds}):\n")
+        print(round_table(summary, args.concurrency))
     print()
-    for line in n64_lines(summary["n64"], threads):
+    for index, one in enumerate(summary["n64_rounds"]):
+        label = f"round {index + 1}: " if args.rounds > 1 else ""
+        for line in n64_lines(one, threads, label):
+            print(line)
+    for line in median_lines(summary["n64"]):
         print(line)
     print(
         "- the same PNG for {digit 7, seed 42} from every server: "
@@ -401,11 +485,6 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "servers": records,
         "cells": [asdict(cell) for cell in cells],
-        "raw_forward_batch64": raws,
-        "n64_goodput": [
-            {**asdict(row), "images_per_s": row.load.images_per_s, "ok_200": row.load.ok}
-            for row in goodput
-        ],
         "summary": summary,
         "table": main_table,
     }

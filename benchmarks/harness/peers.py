@@ -14,11 +14,12 @@ import contextlib
 import hashlib
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ class Cell:
     load_average_1m: float  # of the machine, as the cell started
     server_cpu_s: float | None  # CPU seconds of the server's processes during the cell
     server_rss_mib: float | None  # RSS of the server's processes after the cell
+    round: int = 0  # which pass over the servers (serving_peers --rounds)
 
 
 # ----- processes ------------------------------------------------------------------------------
@@ -267,7 +269,12 @@ def wrk_cell(
 
 
 def measure_cell(
-    server: Server, concurrency: int, duration_s: float, timeout_s: float, seed_offset: int
+    server: Server,
+    concurrency: int,
+    duration_s: float,
+    timeout_s: float,
+    seed_offset: int,
+    round_index: int = 0,
 ) -> Cell:
     if server.process.poll() is not None:
         raise RuntimeError(
@@ -291,27 +298,67 @@ def measure_cell(
         load_average_1m=load_average,
         server_cpu_s=cpu_after - cpu_before if pids else None,
         server_rss_mib=rss_mib(pids),
+        round=round_index,
     )
 
 
 # ----- reporting ------------------------------------------------------------------------------
 def find(cells: list[Cell], server: str, concurrency: int) -> Cell | None:
-    return next((c for c in cells if (c.server, c.concurrency) == (server, concurrency)), None)
+    """The cell of ``server`` at ``concurrency``; over several rounds, one whose req/s, p50 and
+    p99 are the medians of the rounds' (each median on its own)."""
+    found = [c for c in cells if (c.server, c.concurrency) == (server, concurrency)]
+    if len(found) <= 1:
+        return found[0] if found else None
+    return replace(
+        found[0],
+        requests=sum(c.requests for c in found),
+        requests_per_s=statistics.median(c.requests_per_s for c in found),
+        p50_ms=_median_or_none([c.p50_ms for c in found]),
+        p99_ms=_median_or_none([c.p99_ms for c in found]),
+        errors=sum(c.errors for c in found),
+    )
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
 
 
 def ratios(cells: list[Cell], concurrencies: list[int]) -> dict[str, dict[str, float | None]]:
-    """req/s of the project / req/s of each peer, per concurrency (None where one is missing)."""
+    """req/s of the project / req/s of each peer, per concurrency (None where one is missing):
+    the ratio within each round (servers measured minutes apart, not half an hour), then the
+    median over the rounds."""
+    per_round = round_ratios(cells, concurrencies)
     result: dict[str, dict[str, float | None]] = {}
-    for peer in SERVERS[1:]:
-        per_c: dict[str, float | None] = {}
-        for concurrency in concurrencies:
-            ours, theirs = find(cells, "project", concurrency), find(cells, peer, concurrency)
-            per_c[str(concurrency)] = (
-                ours.requests_per_s / theirs.requests_per_s
-                if ours and theirs and theirs.requests_per_s
-                else None
-            )
-        result[f"project/{peer}"] = per_c
+    for pair in per_round[0] if per_round else {}:
+        result[pair] = {
+            str(c): _median_or_none([one[pair][str(c)] for one in per_round]) for c in concurrencies
+        }
+    return result
+
+
+def round_ratios(
+    cells: list[Cell], concurrencies: list[int]
+) -> list[dict[str, dict[str, float | None]]]:
+    """The project / peer ratios of each round on its own."""
+    result = []
+    for round_index in sorted({c.round for c in cells}):
+        of_round = [c for c in cells if c.round == round_index]
+        pairs: dict[str, dict[str, float | None]] = {}
+        for peer in SERVERS[1:]:
+            per_c: dict[str, float | None] = {}
+            for concurrency in concurrencies:
+                ours, theirs = (
+                    find(of_round, "project", concurrency),
+                    find(of_round, peer, concurrency),
+                )
+                per_c[str(concurrency)] = (
+                    ours.requests_per_s / theirs.requests_per_s
+                    if ours and theirs and theirs.requests_per_s
+                    else None
+                )
+            pairs[f"project/{peer}"] = per_c
+        result.append(pairs)
     return result
 
 

@@ -68,8 +68,10 @@ def test_peer_request_checks(body: object, problem: str) -> None:
         peer_common.parse_request(body)
 
 
-def _cell(server: str, concurrency: int, rate: float) -> peers.Cell:
-    return peers.Cell(server, concurrency, 2.0, int(rate * 2), rate, 1.0, 2.0, 0, {}, 0.5, 1, 1)
+def _cell(server: str, concurrency: int, rate: float, round_index: int = 0) -> peers.Cell:
+    return peers.Cell(
+        server, concurrency, 2.0, int(rate * 2), rate, 1.0, 2.0, 0, {}, 0.5, 1, 1, round_index
+    )
 
 
 def test_ratios_and_table() -> None:
@@ -81,6 +83,21 @@ def test_ratios_and_table() -> None:
     table = peers.table(cells, list(peers.SERVERS), [8, 32])
     assert "| 8 | 400.0 | 1.0 / 2.0 | 200.0 |" in table
     assert table.splitlines()[-1].endswith("| - | - | - | - | - | - |")
+
+
+def test_ratios_are_taken_within_rounds_then_the_median() -> None:
+    # The machine's speed drifts between rounds: the ratios within them are 2, 2 and 8, and
+    # their median 2, while the ratio of the median rates (400 / 100) would read 4.
+    rates = [(400, 200), (200, 100), (800, 100)]
+    cells = [
+        cell
+        for index, (ours, theirs) in enumerate(rates)
+        for cell in (_cell("project", 8, ours, index), _cell("litserve", 8, theirs, index))
+    ]
+    assert [r["project/litserve"]["8"] for r in peers.round_ratios(cells, [8])] == [2.0, 2.0, 8.0]
+    assert peers.ratios(cells, [8])["project/litserve"]["8"] == 2.0
+    median = peers.find(cells, "project", 8)
+    assert median is not None and median.requests_per_s == 400 and median.requests == 2800
 
 
 def test_gpu_check_plans_and_refuses_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
