@@ -180,7 +180,7 @@ def create_app(
     install_middleware(app, settings, metrics)
     relay = None
     if role is not None and not role.primary:
-        relay = PrimaryRelay(role.primary_socket, settings.retry_after_s)
+        relay = PrimaryRelay(role.primary_socket, settings.retry_after_s, metrics)
         paths = primary_only(ROUTERS, {require_admin, get_jobs})
         app.add_middleware(PrimaryForwardingMiddleware, relay=relay, paths=paths)
     default_openapi = app.openapi

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 RESTORE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-REJECT_REASONS = ("queue_full", "queue_wait", "deadline")
+REJECT_REASONS = ("queue_full", "queue_wait", "deadline", "primary_unavailable")
 RESTORE_OUTCOMES = ("ok", "error", "queue_full", "deadline", "expired", "abandoned")
 
 

@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http.workers import FOLLOW_WAIT_S
+from app.metrics import ServiceMetrics
 
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer"}
 BODY_HEADERS = (b"content-length", b"transfer-encoding")
@@ -51,7 +52,8 @@ def primary_only(
 class PrimaryRelay:
     """An HTTP client of the primary's Unix socket (one connection pool per worker)."""
 
-    def __init__(self, socket_path: Path, retry_after_s: int) -> None:
+    def __init__(self, socket_path: Path, retry_after_s: int, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
         self.client = httpx.AsyncClient(
             transport=httpx.AsyncHTTPTransport(uds=str(socket_path)),
             base_url="http://primary",
@@ -79,7 +81,7 @@ class PrimaryRelay:
         try:
             upstream = await self.client.send(request, stream=True)
         except httpx.TransportError:
-            await self._unavailable(send)
+            await self._unavailable(scope, send)
             return
         try:
             await send(
@@ -98,12 +100,15 @@ class PrimaryRelay:
             await upstream.aclose()
         await send({"type": "http.response.body", "body": b""})
 
-    async def _unavailable(self, send: Send) -> None:
+    async def _unavailable(self, scope: Scope, send: Send) -> None:
+        """The relay's own answer, so counted here (the primary counts what it answers)."""
         body = json.dumps(
             {"detail": "the primary worker (jobs and activations) is restarting; retry shortly"}
         ).encode()
         await send({"type": "http.response.start", "status": 503, "headers": self.unavailable})
         await send({"type": "http.response.body", "body": body})
+        self.metrics.rejected.labels(reason="primary_unavailable").inc()
+        self.metrics.requests.labels(scope["method"], "relay", "503").inc()
 
 
 def _query(scope: Scope) -> str:
