@@ -34,6 +34,11 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def step_or_none(text: str) -> int | None:
+    """A step number >= 0, or ``none``."""
+    return None if text.strip().lower() == "none" else at_least(0)(text)
+
+
 def weight(text: str) -> float:
     """A loss weight: a finite number >= 0."""
     value = float(text)
@@ -91,8 +96,8 @@ DESCRIPTION = (
 COMMANDS = {
     "train": (
         "train the GAN and publish its EMA generator as a new version",
-        "The recipe and network options default to the shipped model's (mnist-cgan-v3: 26,000"
-        " steps, about 50 minutes on 2 CPU cores). --progress jsonl prints JSON lines: the phases"
+        "The recipe and network options default to the shipped model's (mnist-cgan-v3.1: 36,000"
+        " steps, about 70 minutes on 2 CPU cores). --progress jsonl prints JSON lines: the phases"
         " (training, evaluating, publishing), the progress, then the exported version.",
     ),
     "speed": (
@@ -188,9 +193,11 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     add("--r1-gamma", type=weight, default=TrainConfig.r1_gamma, metavar="G", help=text)
     text = "pay the R1 penalty every N steps (scaled by N)"
     add("--r1-every", type=at_least(1), default=TrainConfig.r1_every, metavar="N", help=text)
-    text = "from this step on, decay both learning rates linearly to 0 at the last step"
-    add("--lr-decay-start", type=at_least(0), default=TrainConfig.lr_decay_start, metavar="STEP",
-        help=text + " (default: constant rates)")  # fmt: skip
+    text = (
+        "from this step on, decay both learning rates linearly to 0 at the last step; none: never"
+    )
+    add("--lr-decay-start", type=step_or_none, default=TrainConfig.lr_decay_start, metavar="STEP",
+        help=text)  # fmt: skip
     aux = recipe.add_mutually_exclusive_group()
     aux.add_argument(
         "--aux-classifier-schedule",

@@ -72,10 +72,11 @@ class JobParams(BaseModel):
     )
     r1_every: int = Field(4, ge=1, le=1000, description="R1 every N steps (lazy regularisation)")
     lr_decay_start: int | None = Field(
-        None,
+        26_000,
         ge=0,
         le=2**31 - 1,
-        description="from this step on both learning rates fall linearly to 0 at the last step",
+        description="from this step on both learning rates fall linearly to 0 at the last step "
+        "(the shipped recipe's 26,000: a shorter job keeps its rates constant)",
     )
     eval_per_digit: int = Field(1000, ge=10, le=5000, description="samples per digit to evaluate")
 

@@ -127,7 +127,7 @@ seed=(podman run --rm --read-only --cap-drop ALL --security-opt no-new-privilege
 first="$("${seed[@]}" 2>&1)" || die "seed-store.py failed: $first"
 again="$("${seed[@]}" 2>&1)" || die "seed-store.py failed on a seeded store: $again"
 case "$first|$again" in
-  *"seeded classifier, mnist-cgan-v1, mnist-cgan-v2, mnist-cgan-v3, ACTIVE; active mnist-cgan-v3|"*"seeded nothing"*) ;;
+  *"seeded classifier, mnist-cgan-v1, mnist-cgan-v2, mnist-cgan-v3, mnist-cgan-v3.1, ACTIVE; active mnist-cgan-v3.1|"*"seeded nothing"*) ;;
   *) die "seed-store.py: '$first' then '$again'" ;;
 esac
 log "PASS deploy/kubernetes/seed-store.py in the image: ${first#*: }; again: ${again#*: }"

@@ -24,7 +24,7 @@ from training.export import GRID_SEED
 from training.schedule import StepSchedule
 from training.train import train
 
-SHIPPED = Path(__file__).parents[2] / "model_store" / "mnist-cgan-v3" / "manifest.json"
+SHIPPED = Path(__file__).parents[2] / "model_store" / "mnist-cgan-v3.1" / "manifest.json"
 TINY = ["--latent-dim", "8", "--embed-dim", "4", "--g-channels", "8", "--d-channels", "8"]
 
 
@@ -53,9 +53,11 @@ def config(tmp_path: Path, mnist_dir: Path) -> TrainConfig:
 
 
 def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
-    """mnist-cgan-v3's one run (v2's four phases as one schedule: AC 0.1 to 18,000 steps, 0.05 to
-    22,000, 0.075 to 26,000; the hinge loss; everything else the defaults) is what a bare
-    command trains."""
+    """mnist-cgan-v3.1's recipe (v2's four phases as one schedule: AC 0.1 to 18,000 steps, 0.05
+    to 22,000, 0.075 from there; the hinge loss; 36,000 steps, the rates decaying from 26,000;
+    everything else the defaults) is what a bare command trains. v3.1 itself was trained as v3's
+    run continued from its 26,000-step checkpoint, which is the same run: the rates are constant
+    before the decay starts, and a resumed run continues bit for bit (test_training.py)."""
     shipped = json.loads(SHIPPED.read_text())
     default = TrainConfig()
     record = shipped["training"]
@@ -70,9 +72,11 @@ def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
     schedule = default.aux_classifier_schedule
     assert [schedule.at(step) for step in (0, 11_999, 12_000, 17_999)] == [0.1] * 4
     assert [schedule.at(step) for step in (18_000, 21_999)] == [0.05] * 2
-    assert str(schedule) == record["aux_classifier_schedule"] and record["resumed_at_step"] == 0
-    for name in ("augment", "r1_gamma", "r1_every", "lr_decay_start"):  # the levers stay off
+    assert str(schedule) == record["aux_classifier_schedule"]
+    assert record["recipe"] == {"name": RECIPE, "changed": []}
+    for name in ("augment", "r1_gamma", "r1_every", "lr_decay_start"):  # the decay on, others off
         assert getattr(default, name) == record[name], name
+    assert default.lr_decay_start == 26_000 and default.augment == "" and default.r1_gamma == 0
 
     # A bare command, or one giving only the steps or where files go, trains that recipe.
     parser = cli.build_parser()
@@ -82,6 +86,9 @@ def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
     shorter = cli.train_config(parser.parse_args(["train", "--steps", "2000", "--store", "s"]))
     assert shorter.aux_classifier_schedule == schedule
     assert recipe_record(shorter) == {"name": RECIPE, "changed": ["steps"]}
+    never = cli.train_config(parser.parse_args(["train", "--lr-decay-start", "none"]))
+    assert never.lr_decay_start is None
+    assert recipe_record(never) == {"name": RECIPE, "changed": ["lr_decay_start"]}
     defaults = vars(parser.parse_args(["train"]))
     assert defaults["aux_classifier_schedule"] == "0:0.1,18000:0.05,22000:0.075"
     assert defaults["aux_classifier"] is None
