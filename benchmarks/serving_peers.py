@@ -304,7 +304,7 @@ def run_server(
             )
         if name == n64_server(args.servers) and not args.skip_n64:
             # The raw pass just before and just after the series, with the server idle: this
-            # machine's speed drifts by 20 % over minutes, and the higher of the two is the
+            # machine's speed drifts by 20-40 % over minutes, and the higher of the two is the
             # ceiling the served rate is held to.
             record["raw_before"] = raw_forward(args)
             time.sleep(args.settle)
