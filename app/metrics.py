@@ -37,6 +37,15 @@ REJECT_REASONS = ("queue_full", "queue_wait", "deadline", "primary_unavailable")
 RESTORE_OUTCOMES = ("ok", "error", "queue_full", "deadline", "expired", "abandoned")
 
 
+# The methods counted by name; any other token a client sends (h11 accepts every one) is
+# counted as "other", so that no client can mint label values (each one a series, held forever).
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+def method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else "other"
+
+
 def multiprocess_dir() -> str | None:
     """Set by the supervisor of several workers (``app.http.workers``): prometheus_client then
     keeps every value in files there, and any worker's scrape adds up all of them."""
@@ -167,8 +176,10 @@ class ServiceMetrics:
         )
 
     def observe_request(self, method: str, route: str, status: int, elapsed_s: float) -> None:
-        """Count one answered request and its latency (``route`` is a template, so the label
-        values, and this cache, stay bounded as the series themselves are)."""
+        """Count one answered request and its latency (``route`` is a template and ``method``
+        one of a fixed set, so the label values, and this cache, stay bounded as the series
+        themselves are)."""
+        method = method_label(method)
         key = (method, route, status)
         counter = self._request_children.get(key)
         if counter is None:
@@ -178,6 +189,12 @@ class ServiceMetrics:
         if latency is None:
             latency = self._latency_children[route] = self.latency.labels(route)
         latency.observe(elapsed_s)
+
+    def refused(self, method: str, route: str, reason: str) -> None:
+        """Count a 503 that a layer in front of the app answered itself (``route`` names the
+        layer: the load shedder, the relay to the primary), and why."""
+        self.rejected.labels(reason=reason).inc()
+        self.requests.labels(method_label(method), route, "503").inc()
 
     def watch(self, restore_queue: Callable[[], float], jobs: JobManager | None) -> None:
         """Read these gauges from the services at each scrape (the job gauges only where the

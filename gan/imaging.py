@@ -54,6 +54,7 @@ def text_chunk(key: str, value: str) -> bytes:
 
 
 _NOTICE_CHUNKS = b"".join(text_chunk(key, value) for key, value in SYNTHETIC_NOTICE.items())
+_IEND = png_chunk(b"IEND", b"")
 
 
 def encode_png(image: np.ndarray, provenance: dict[str, str], compress_level: int = 1) -> bytes:
@@ -80,11 +81,4 @@ def encode_png(image: np.ndarray, provenance: dict[str, str], compress_level: in
         png_chunk(b"IDAT", pixels[start : start + IDAT_BYTES])
         for start in range(0, len(pixels), IDAT_BYTES)
     )
-    return (
-        PNG_SIGNATURE
-        + png_chunk(b"IHDR", header)
-        + _NOTICE_CHUNKS
-        + text
-        + idat
-        + png_chunk(b"IEND", b"")
-    )
+    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + _NOTICE_CHUNKS + text + idat + _IEND

@@ -107,8 +107,7 @@ class PrimaryRelay:
         ).encode()
         await send({"type": "http.response.start", "status": 503, "headers": self.unavailable})
         await send({"type": "http.response.body", "body": body})
-        self.metrics.rejected.labels(reason="primary_unavailable").inc()
-        self.metrics.requests.labels(scope["method"], "relay", "503").inc()
+        self.metrics.refused(scope["method"], "relay", "primary_unavailable")
 
 
 def _query(scope: Scope) -> str:

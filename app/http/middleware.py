@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings
 from app.http.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnectedError
 from app.limits import MAX_BODY_BYTES
-from app.metrics import ServiceMetrics
+from app.metrics import HTTP_METHODS, ServiceMetrics
 
 access_log = logging.getLogger("app.access")
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -162,8 +162,7 @@ class LoadSheddingMiddleware:
         body = json.dumps({"detail": message}).encode()
         await send({"type": "http.response.start", "status": 503, "headers": self.headers})
         await send({"type": "http.response.body", "body": body})
-        self.metrics.rejected.labels(reason=reason).inc()
-        self.metrics.requests.labels(scope["method"], "shed", "503").inc()
+        self.metrics.refused(scope["method"], "shed", reason)
         self._shed_since_report += 1
         now = time.monotonic()
         if now - self._last_report >= 1.0:
@@ -204,9 +203,6 @@ class AllowHeaderMiddleware:
         await self.app(scope, receive, send_with_allow)
 
 
-_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-
-
 def _documented_methods(scope: Scope) -> set[str]:
     openapi = getattr(scope.get("app"), "openapi", None)
     if openapi is None:
@@ -218,7 +214,7 @@ def _documented_methods(scope: Scope) -> set[str]:
         matching = [
             ops for t, ops in paths.items() if _template_pattern(t).fullmatch(scope["path"])
         ]
-    return {method.upper() for ops in matching for method in ops if method in _HTTP_METHODS}
+    return {method.upper() for ops in matching for method in ops if method.upper() in HTTP_METHODS}
 
 
 @functools.lru_cache(maxsize=256)

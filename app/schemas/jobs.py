@@ -76,7 +76,8 @@ class JobParams(BaseModel):
         ge=0,
         le=2**31 - 1,
         description="from this step on both learning rates fall linearly to 0 at the last step "
-        "(the shipped recipe's 26,000: a shorter job keeps its rates constant)",
+        "(the shipped recipe's 26,000, which null also means: a job that ends before its "
+        "start keeps its rates constant)",
     )
     eval_per_digit: int = Field(1000, ge=10, le=5000, description="samples per digit to evaluate")
 

@@ -58,6 +58,25 @@ def test_metrics(client: TestClient) -> None:
     assert generated is not None and float(generated.group(1)) == 3.0
 
 
+def test_metrics_count_unknown_methods_under_one_label(client: TestClient) -> None:
+    # h11 accepts any token as a method: a client must not mint a series per token.
+    for index in range(5):
+        assert client.request(f"MADEUP{index}", "/generate").status_code == 405
+    client.request("DELETE", "/generate")
+    text = client.get("/metrics").text
+    assert "MADEUP" not in text
+    assert re.search(
+        r'^gan_http_requests_total\{method="other",route="/generate",status="405"\} 5\.0$',
+        text,
+        re.M,
+    )
+    assert re.search(
+        r'^gan_http_requests_total\{method="DELETE",route="/generate",status="405"\} 1\.0$',
+        text,
+        re.M,
+    )
+
+
 def test_not_ready_until_warm_up_finishes(tiny_store: ModelStore) -> None:
     loader, model = gated_loader(open_gate=False)
     with serve(tiny_store, loader, ready=False, warmup_batches=1) as client:
