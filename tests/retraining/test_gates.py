@@ -10,6 +10,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from app.config import Settings
+from app.retraining.promotion import evaluate_gates
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import ModelStore
 from gan.testing import publish_random_generator
@@ -106,3 +108,14 @@ def test_a_200_step_job_exports_what_it_trained_and_its_activation_is_gated(
     assert gates and all(not gate["passed"] for gate in gates)
     assert any("conditional accuracy" in gate["text"] for gate in gates)  # a random judge
     assert client.get("/info").json()["model_version"] == "tiny"
+
+
+def test_the_shipped_version_passes_the_gates_against_its_parent() -> None:
+    """training/README.md says mnist-cgan-v3.1 was activated over v3 without force: with the
+    service's default gates, every one of them passes on the two shipped manifests."""
+    store = ModelStore(Path(__file__).parents[2] / "model_store")
+    shipped = store.manifest(store.active_version())
+    assert shipped.parent is not None
+    parent = store.manifest(shipped.parent)
+    gates = evaluate_gates(Settings(), dict(shipped.metrics), dict(parent.metrics))
+    assert gates and all(gate.passed for gate in gates), [gate.text for gate in gates]
