@@ -89,6 +89,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="n=64 base64 goodput points of the project's server; 4 x the best is added",
     )
     add("--overload-factor", type=int, default=4, help="overload = this x the best n64 point")
+    add(
+        "--n64-pairs",
+        type=int,
+        default=3,
+        help="then this many alternations of the raw pass and n=64 at the best concurrency: "
+        "each pair's ratio, and their median, with the drift between them minutes shorter",
+    )
     add("--skip-n64", action="store_true", help="no raw ceiling, no n64 goodput")
     add("--raw-min-time", type=float, default=3.0, help="timed seconds of the raw forward pass")
     add(
@@ -258,6 +265,24 @@ def n64_goodput(args: argparse.Namespace, server: Server) -> list[GoodputRow]:
     return rows
 
 
+def n64_pairs(
+    args: argparse.Namespace, server: Server, goodput: list[GoodputRow]
+) -> list[dict[str, float]]:
+    """--n64-pairs times: the raw pass, then n=64 served at the series' best concurrency. This
+    machine's speed drifts by 20-40 % over minutes; within a pair, seconds apart, it drifts less,
+    so each pair's ratio is a truer one than the best of a series against a ceiling timed a
+    minute away."""
+    best = max(goodput, key=lambda row: row.load.images_per_s).load.concurrency
+    pairs = []
+    for index in range(args.n64_pairs):
+        raw = raw_forward(args)["forward_images_per_s"]
+        row = goodput_row(server, args.host, "on", best, args.duration, args.wrk_timeout)
+        served = row.load.images_per_s
+        say(f"  pair {index + 1}: raw {raw:,.0f}, n64 c={best} {served:,.0f} images/s")
+        pairs.append({"concurrency": best, "raw_images_per_s": raw, "served_images_per_s": served})
+    return pairs
+
+
 def n64_server(servers: list[str]) -> str | None:
     """Where n=64 goodput is measured: the one-worker project (its torch threads are the raw
     forward pass's), else the project."""
@@ -310,6 +335,7 @@ def run_server(
             time.sleep(args.settle)
             goodput = n64_goodput(args, server)
             record["raw_after"] = raw_forward(args)
+            record["n64_pairs"] = n64_pairs(args, server, goodput)
     finally:
         record["exit_code"], record["shutdown_s"], record["killed"] = stop(args, server)
         record["log_tail"] = server.log_tail(20)
@@ -317,10 +343,14 @@ def run_server(
 
 
 def n64_summary(
-    goodput: list[GoodputRow], raws: list[dict[str, Any]], factor: int
+    goodput: list[GoodputRow],
+    raws: list[dict[str, Any]],
+    factor: int,
+    pairs: list[dict[str, float]] | None = None,
 ) -> dict[str, Any] | None:
     if not goodput:
         return None
+    paired = [100 * p["served_images_per_s"] / p["raw_images_per_s"] for p in pairs or []]
     raw = max(raws, key=lambda r: r["forward_images_per_s"]) if raws else None
     best = max(goodput, key=lambda row: row.load.images_per_s)
     over_c = factor * best.load.concurrency
@@ -345,6 +375,9 @@ def n64_summary(
         else None,
         "overload_503": over.load.shed if over else None,
         "overload_other_errors": over.load.other_errors if over else None,
+        "pairs": pairs or [],
+        "paired_pcts": paired,
+        "paired_pct_of_raw_forward": statistics.median(paired) if paired else None,
     }
 
 
@@ -362,6 +395,7 @@ def n64_median(rounds: list[dict[str, Any] | None]) -> dict[str, Any] | None:
         "rounds": len(measured),
         "pct_of_raw_forward": median("pct_of_raw_forward"),
         "overload_pct_of_best": median("overload_pct_of_best"),
+        "paired_pct_of_raw_forward": median("paired_pct_of_raw_forward"),
     }
 
 
@@ -378,6 +412,14 @@ def n64_lines(summary: dict[str, Any] | None, threads: int, label: str) -> list[
             f"{' / '.join(f'{r:,.0f}' for r in summary['raw_forward_before_after'])}; "
             f"{threads} torch thread{'s' if threads > 1 else ''}; target >= 90%)"
         )
+    if summary["paired_pcts"]:
+        pair = summary["pairs"][0]
+        lines.append(
+            f"- {label}n=64 base64 in {len(summary['pairs'])} pairs of the raw pass and c="
+            f"{pair['concurrency']}, seconds apart: "
+            f"{', '.join(f'{pct:.0f}%' for pct in summary['paired_pcts'])}, median "
+            f"{summary['paired_pct_of_raw_forward']:.0f}% of the raw forward pass (target >= 90%)"
+        )
     if summary["overload_pct_of_best"] is not None:
         lines.append(
             f"- {label}n=64 goodput at c={summary['overload_concurrency']} (4x overload): "
@@ -392,10 +434,13 @@ def median_lines(summary: dict[str, Any] | None) -> list[str]:
     if summary is None or summary["rounds"] < 2:
         return []
     pct, over = summary["pct_of_raw_forward"], summary["overload_pct_of_best"]
+    paired = summary.get("paired_pct_of_raw_forward")
     return [
         f"- median of {summary['rounds']} rounds: n=64 base64 "
         + ("-" if pct is None else f"{pct:.0f}%")
-        + " of the raw forward pass (target >= 90%), goodput at 4x overload "
+        + " of the raw forward pass (target >= 90%), "
+        + ("" if paired is None else f"{paired:.0f}% in pairs, ")
+        + "goodput at 4x overload "
         + ("-" if over is None else f"{over:.0f}%")
         + " of the best (target >= 80%)"
     ]
@@ -436,6 +481,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     for round_index in range(args.rounds):
         goodput: list[GoodputRow] = []
         raws: list[dict[str, Any]] = []
+        pairs: list[dict[str, float]] = []
         for index, name in enumerate(args.servers):
             seed_base = (round_index * len(args.servers) + index) * 10**9
             server_cells, server_goodput, record = run_server(
@@ -444,8 +490,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             cells += server_cells
             goodput += server_goodput
             raws += [record[when] for when in ("raw_before", "raw_after") if when in record]
+            pairs += record.get("n64_pairs", [])
             records.append(record)
-        rounds_n64.append(n64_summary(goodput, raws, args.overload_factor))
+        rounds_n64.append(n64_summary(goodput, raws, args.overload_factor, pairs))
     env["load_average_end"] = list(os.getloadavg())
     summary: dict[str, Any] = {
         "ratios": peers.ratios(cells, args.concurrency),
@@ -466,7 +513,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     print(main_table)
     print("\nServer processes per cell (from /proc):\n")
     print(peers.detail_table(cells))
-    if args.rounds > 1:
+    if args.rounds > 1 and len(args.servers) > 1:  # ratios need a peer
         print(f"\nRatios within each round (the table above: medians of {args.rounds}):\n")
         print(round_table(summary, args.concurrency))
     print()

@@ -19,8 +19,11 @@ import naive_server  # noqa: E402
 import peer_common  # noqa: E402
 
 import gpu_check  # noqa: E402
+import serving_peers  # noqa: E402
 from gan.store import ModelStore  # noqa: E402
 from harness import peers  # noqa: E402
+from harness.goodput import GoodputLoad, GoodputRow  # noqa: E402
+from harness.hostile_scenarios import Watch  # noqa: E402
 
 BODY = {"digit": 7, "seed": 42, "format": "png"}
 
@@ -98,6 +101,33 @@ def test_ratios_are_taken_within_rounds_then_the_median() -> None:
     assert peers.ratios(cells, [8])["project/litserve"]["8"] == 2.0
     median = peers.find(cells, "project", 8)
     assert median is not None and median.requests_per_s == 400 and median.requests == 2800
+
+
+def _n64_row(concurrency: int, requests: int) -> GoodputRow:
+    load = GoodputLoad(concurrency, 1.0, {200: requests}, {}, None, None)
+    return GoodputRow("on", load, Watch(), 0.0, None, None, {})
+
+
+def test_n64_pairs_are_held_to_their_own_raw_pass() -> None:
+    # Best of the series 40 requests = 2,560 images/s against the best raw pass (3,200): 80 %.
+    # The pairs, each raw pass seconds before its own series: 90, 75 and 95 %, median 90 %.
+    series = [_n64_row(1, 30), _n64_row(4, 40), _n64_row(16, 35)]
+    raws = [{"forward_images_per_s": 2000.0, "end_to_end_images_per_s": 1900.0},
+            {"forward_images_per_s": 3200.0, "end_to_end_images_per_s": 3000.0}]  # fmt: skip
+    pairs = [
+        {"concurrency": 4, "raw_images_per_s": raw, "served_images_per_s": served}
+        for raw, served in ((2000.0, 1800.0), (3200.0, 2400.0), (2000.0, 1900.0))
+    ]
+    summary = serving_peers.n64_summary(series, raws, 4, pairs)
+    assert summary is not None
+    assert summary["pct_of_raw_forward"] == 80.0
+    assert summary["paired_pcts"] == [90.0, 75.0, 95.0]
+    assert summary["paired_pct_of_raw_forward"] == 90.0
+    assert summary["overload_pct_of_best"] == 87.5  # c=16: 35 of 40
+    rounds = serving_peers.n64_median([summary, {**summary, "paired_pct_of_raw_forward": 70.0}])
+    assert rounds is not None and rounds["paired_pct_of_raw_forward"] == 80.0
+    lines = serving_peers.n64_lines(summary, 1, "")
+    assert any("in 3 pairs" in line and "median 90%" in line for line in lines)
 
 
 def test_gpu_check_plans_and_refuses_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
