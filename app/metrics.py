@@ -59,6 +59,15 @@ def package_version(name: str) -> str:
         return "unknown"
 
 
+# With several workers, these of prometheus_client's process_* series, per worker (a pid label).
+WORKER_PROCESS_SERIES = {
+    "resident_memory_bytes": "Resident memory of this worker process, bytes",
+    "cpu_seconds_total": "CPU time of this worker process, seconds",
+    "open_fds": "Open file descriptors of this worker process",
+    "start_time_seconds": "Start time of this worker process, seconds since the epoch",
+}
+
+
 class ServiceMetrics:
     def __init__(self) -> None:
         disable_created_metrics()  # the *_created series only add noise for these counters
@@ -67,9 +76,15 @@ class ServiceMetrics:
         self.multiprocess = multiprocess_dir() is not None
         if self.multiprocess:
             # A scrape reads every worker's files; the per-process collectors would describe
-            # only the worker that happens to answer, so they are left out.
+            # only the worker that happens to answer, so each worker writes its own process
+            # series (gan_worker_*, one per live pid) at every refresh instead.
             self.exposed = CollectorRegistry()
             MultiProcessCollector(self.exposed)
+            self._process = ProcessCollector(registry=None)
+            self.worker_process = {
+                name: Gauge(f"gan_worker_{name}", text, registry=r, multiprocess_mode="liveall")
+                for name, text in WORKER_PROCESS_SERIES.items()
+            }
         else:
             self.exposed = r
             ProcessCollector(registry=r)
@@ -214,9 +229,16 @@ class ServiceMetrics:
             gauge.set_function(read)
 
     def refresh(self) -> None:
-        """Write the watched gauges' current values (several workers: a task calls this)."""
+        """Write the watched gauges' current values (several workers: a task calls this), and
+        this worker's process series."""
         for gauge, read in self._watched:
             gauge.set(read())
+        if self.multiprocess:
+            for family in self._process.collect():
+                for sample in family.samples:
+                    gauge = self.worker_process.get(sample.name.removeprefix("process_"))
+                    if gauge is not None:
+                        gauge.set(sample.value)
 
     def set_active_version(self, version: str) -> None:
         if not self.multiprocess:

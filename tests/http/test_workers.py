@@ -159,6 +159,22 @@ def test_metrics_count_the_requests_of_every_worker(server: ServerProcess) -> No
     assert {generated(server) - before for _ in range(10)} == {40}
 
 
+def test_metrics_describe_each_worker_process(server: ServerProcess) -> None:
+    """The process series of every live worker, by pid, whichever worker answers the scrape."""
+    time.sleep(1.2)  # each worker writes its series once a second
+    for _ in range(4):
+        status, body, _ = request(server, "/metrics")
+        assert status == 200
+        memory = {
+            line.split('pid="')[1].split('"')[0]: float(line.split()[-1])
+            for line in body.decode().splitlines()
+            if line.startswith("gan_worker_resident_memory_bytes{")
+        }
+        assert len(memory) == 2, body.decode()[:2000]
+        assert all(value > 50e6 for value in memory.values())  # a worker holds torch and a model
+        assert "\nprocess_resident_memory_bytes " not in body.decode()
+
+
 def generated(server: ServerProcess) -> float:
     status, body, _ = request(server, "/metrics")
     assert status == 200
