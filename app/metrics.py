@@ -236,9 +236,9 @@ class ServiceMetrics:
         if self.multiprocess:
             for family in self._process.collect():
                 for sample in family.samples:
-                    gauge = self.worker_process.get(sample.name.removeprefix("process_"))
-                    if gauge is not None:
-                        gauge.set(sample.value)
+                    series = self.worker_process.get(sample.name.removeprefix("process_"))
+                    if series is not None:
+                        series.set(sample.value)
 
     def set_active_version(self, version: str) -> None:
         if not self.multiprocess:
