@@ -64,13 +64,7 @@ bench: install  ## serving and generator benchmarks (prints tables)
 # ----- The peers benchmark and the GPU check (benchmarks/README.md) ---------------------------
 .PHONY: bench-peers gpu-check gpu-check-dry
 
-# litserve and pyzmq (the `bench` extra) without litserve's uvicorn[standard]: uvloop and
-# httptools in .venv would change the event loop of the project's own server under test.
-$(VENV)/.bench: $(VENV)/.dev
-	$(BIN)/pip install --quiet --no-deps 'litserve==0.2.19' 'pyzmq==27.3.0'
-	touch $@
-
-bench-peers: $(VENV)/.bench  ## this project against LitServe and a naive FastAPI app (~4 min; wrk)
+bench-peers: install  ## this project against LitServe and a naive FastAPI app (~4 min; wrk)
 	$(BIN)/python benchmarks/serving_peers.py
 
 gpu-check:  ## on a CUDA machine: CUDA tests, generator, serving, bf16 training (~5 min, JSON)
