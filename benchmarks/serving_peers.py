@@ -94,7 +94,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=3,
         help="then this many alternations of the raw pass and n=64 at the best concurrency: "
-        "each pair's ratio, and their median, with the drift between them minutes shorter",
+        "each pair's ratio and their median (a pair's two timings are seconds apart)",
     )
     add("--skip-n64", action="store_true", help="no raw ceiling, no n64 goodput")
     add("--raw-min-time", type=float, default=3.0, help="timed seconds of the raw forward pass")
