@@ -346,11 +346,11 @@ def n64_summary(
     goodput: list[GoodputRow],
     raws: list[dict[str, Any]],
     factor: int,
-    pairs: list[dict[str, float]] | None = None,
+    pairs: Sequence[dict[str, float]] = (),
 ) -> dict[str, Any] | None:
     if not goodput:
         return None
-    paired = [100 * p["served_images_per_s"] / p["raw_images_per_s"] for p in pairs or []]
+    paired = [100 * p["served_images_per_s"] / p["raw_images_per_s"] for p in pairs]
     raw = max(raws, key=lambda r: r["forward_images_per_s"]) if raws else None
     best = max(goodput, key=lambda row: row.load.images_per_s)
     over_c = factor * best.load.concurrency
@@ -375,7 +375,7 @@ def n64_summary(
         else None,
         "overload_503": over.load.shed if over else None,
         "overload_other_errors": over.load.other_errors if over else None,
-        "pairs": pairs or [],
+        "pairs": list(pairs),
         "paired_pcts": paired,
         "paired_pct_of_raw_forward": statistics.median(paired) if paired else None,
     }

@@ -13,10 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.retraining.commands import recipe_options
+from app.schemas.jobs import JobParams
 from gan.store import MANIFEST_FILE, ModelStore
 from gan.testing import publish_random_generator
 from support.jobs import AUTH, make_settings, wait_for_state
 from support.models import TINY_GENERATOR
+from training import cli
+from training.train import learning_rate_scale
 
 RECORD = "import json, sys; open({path!r}, 'w').write(json.dumps(sys.argv[1:]))"
 SPEED_LINE = {"images_per_s": 500.0, "steps": 26000, "estimated_training_s": 3328.0,
@@ -35,6 +38,17 @@ def test_options_skip_unset_values_and_one_weight_replaces_the_schedule() -> Non
     params["aux_classifier"] = 0.2
     assert "--aux-classifier-schedule" not in recipe_options(params)
     assert recipe_options(params)[2:4] == ["--aux-classifier", "0.2"]
+
+
+def test_a_null_decay_start_is_the_recipes_26000_and_a_short_job_keeps_constant_rates() -> None:
+    """The jobs schema's promise for ``lr_decay_start: null``: the option is not passed, so the
+    CLI's default, the shipped recipe's 26,000, applies; a job shorter than that never decays."""
+    params = JobParams.model_validate({"steps": 2000, "lr_decay_start": None}).model_dump()
+    options = recipe_options(params)
+    assert "--lr-decay-start" not in options
+    config = cli.train_config(cli.build_parser().parse_args(["train", *options]))
+    assert config.lr_decay_start == 26_000 == JobParams().lr_decay_start
+    assert {learning_rate_scale(config, step) for step in range(0, 2000, 100)} == {1.0}
 
 
 def recording_client(
