@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -125,6 +126,8 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+T = TypeVar("T")
+
 WARMUP_S = 1.0  # untimed seconds of forward passes before the first timing of a batch size
 
 
@@ -197,24 +200,15 @@ def measure_batch(
     )
 
 
-def measure(
-    mut: ModelUnderTest,
-    batch: int,
-    *,
-    warmup: int = 3,
-    min_time_s: float = 2.0,
-    in_thread: bool = True,
-) -> BatchResult:
-    """:func:`measure_batch`, by default in a dedicated thread, as the service runs its model (in
-    the inference worker's thread rather than the main thread)."""
-    if not in_thread:
-        return measure_batch(mut, batch, warmup=warmup, min_time_s=min_time_s)
-    results: list[BatchResult] = []
+def in_worker_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` in a dedicated thread, as the service runs its model (in the inference worker's
+    thread rather than the main thread); its exception re-raised here."""
+    results: list[T] = []
     errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            results.append(measure_batch(mut, batch, warmup=warmup, min_time_s=min_time_s))
+            results.append(fn())
         except BaseException as error:  # re-raised in the caller's thread
             errors.append(error)
 
@@ -224,6 +218,35 @@ def measure(
     if errors:
         raise errors[0]
     return results[0]
+
+
+def measure(
+    mut: ModelUnderTest,
+    batch: int,
+    *,
+    warmup: int = 3,
+    min_time_s: float = 2.0,
+    in_thread: bool = True,
+) -> BatchResult:
+    """:func:`measure_batch`, by default :func:`in_worker_thread`."""
+    if not in_thread:
+        return measure_batch(mut, batch, warmup=warmup, min_time_s=min_time_s)
+    return in_worker_thread(lambda: measure_batch(mut, batch, warmup=warmup, min_time_s=min_time_s))
+
+
+def forward_rate(mut: ModelUnderTest, batch: int, seconds: float) -> float:
+    """Images per second of the forward pass alone, timed for ``seconds`` after one untimed call,
+    :func:`in_worker_thread`: a short slice, for timings interleaved with something else."""
+    z, labels = latents_for_seeds(list(range(batch)), mut.model.config.latent_dim, [None] * batch)
+    z, labels = z.to(mut.device), labels.to(mut.device)
+
+    def forward() -> object:
+        with torch.inference_mode():
+            return mut.forward(z, labels)
+
+    return batch / in_worker_thread(
+        lambda: time_call(forward, mut.device, warmup=1, min_time_s=seconds)
+    )
 
 
 def environment(mut: ModelUnderTest) -> dict[str, object]:

@@ -40,7 +40,11 @@ from typing import Any
 
 import torch
 
-from generator_speed import positive_int_list
+from generator_speed import (
+    forward_rate,
+    positive_int_list,
+    prepare_model,
+)
 from harness import peers
 from harness.goodput import GoodputRow, goodput_row
 from harness.peers import Cell
@@ -92,10 +96,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add(
         "--n64-pairs",
         type=int,
-        default=3,
-        help="then this many alternations of the raw pass and n=64 at the best concurrency: "
-        "each pair's ratio and their median (a pair's two timings are seconds apart)",
+        default=8,
+        help="then this many slices of n=64 at the best concurrency, each between two slices "
+        "of the raw pass: each held to the mean of its two, and the median of those ratios",
     )
+    add("--pair-seconds", type=float, default=2.0, help="seconds of each slice of the pairs")
     add("--skip-n64", action="store_true", help="no raw ceiling, no n64 goodput")
     add("--raw-min-time", type=float, default=3.0, help="timed seconds of the raw forward pass")
     add(
@@ -142,6 +147,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.warmup = 2.0 if args.quick else 8.0
     if args.quick:
         args.raw_min_time = min(args.raw_min_time, 0.5)
+        args.pair_seconds = min(args.pair_seconds, 1.0)
     if not shutil.which("wrk"):
         parser.error("wrk is not installed (apt-get install wrk)")
     for item in args.server_env:
@@ -268,19 +274,47 @@ def n64_goodput(args: argparse.Namespace, server: Server) -> list[GoodputRow]:
 def n64_pairs(
     args: argparse.Namespace, server: Server, goodput: list[GoodputRow]
 ) -> list[dict[str, float]]:
-    """--n64-pairs times: the raw pass, then n=64 served at the series' best concurrency. This
-    machine's speed drifts by 20-40 % over minutes; within a pair, seconds apart, it drifts less,
-    so each pair's ratio is a truer one than the best of a series against a ceiling timed a
-    minute away."""
+    """--n64-pairs slices of n=64 served at the series' best concurrency, each bracketed by
+    slices of the raw forward pass (raw, served, raw, served, ..., raw; --pair-seconds each) and
+    held to the mean of the two around it. This machine's speed drifts by 20-40 % within a
+    minute (benchmarks/README.md); slices seconds long, timed on either side, cancel most of it.
+    The model is loaded once for all of them, as the server holds its own."""
     best = max(goodput, key=lambda row: row.load.images_per_s).load.concurrency
+    torch.set_num_threads(effective_threads(args.torch_threads))
+    mut = prepare_model(args.store, None, random_init=False)
+    forward_rate(mut, 64, args.pair_seconds)  # untimed: a fresh model draws slower at first
+    raws = [forward_rate(mut, 64, args.pair_seconds)]
     pairs = []
     for index in range(args.n64_pairs):
-        raw = raw_forward(args)["forward_images_per_s"]
-        row = goodput_row(server, args.host, "on", best, args.duration, args.wrk_timeout)
+        row = goodput_row(server, args.host, "on", best, args.pair_seconds, args.wrk_timeout)
+        raws.append(forward_rate(mut, 64, args.pair_seconds))
+        before, after = raws[-2:]
         served = row.load.images_per_s
-        say(f"  pair {index + 1}: raw {raw:,.0f}, n64 c={best} {served:,.0f} images/s")
-        pairs.append({"concurrency": best, "raw_images_per_s": raw, "served_images_per_s": served})
+        say(
+            f"  pair {index + 1}: raw {before:,.0f} / {after:,.0f}, n64 c={best} {served:,.0f} "
+            f"images/s (the server's forward pass {row.forward_images_per_s or 0:,.0f})"
+        )
+        pairs.append(pair_record(best, before, after, served, row.forward_images_per_s))
     return pairs
+
+
+def pair_record(
+    concurrency: int,
+    raw_before: float,
+    raw_after: float,
+    served: float,
+    server_forward: float | None,
+) -> dict[str, float]:
+    """One served slice and the raw slices on either side (images/s): held to their mean, which
+    is right for a speed that drifts linearly over the three slices."""
+    return {
+        "concurrency": concurrency,
+        "raw_before_images_per_s": raw_before,
+        "raw_after_images_per_s": raw_after,
+        "raw_images_per_s": (raw_before + raw_after) / 2,
+        "served_images_per_s": served,
+        "server_forward_images_per_s": server_forward or 0.0,
+    }
 
 
 def n64_server(servers: list[str]) -> str | None:
@@ -351,6 +385,11 @@ def n64_summary(
     if not goodput:
         return None
     paired = [100 * p["served_images_per_s"] / p["raw_images_per_s"] for p in pairs]
+    paired_forward = [
+        100 * p["server_forward_images_per_s"] / p["raw_images_per_s"]
+        for p in pairs
+        if p.get("server_forward_images_per_s")
+    ]
     raw = max(raws, key=lambda r: r["forward_images_per_s"]) if raws else None
     best = max(goodput, key=lambda row: row.load.images_per_s)
     over_c = factor * best.load.concurrency
@@ -378,6 +417,7 @@ def n64_summary(
         "pairs": list(pairs),
         "paired_pcts": paired,
         "paired_pct_of_raw_forward": statistics.median(paired) if paired else None,
+        "paired_forward_pcts": paired_forward,
     }
 
 
@@ -415,10 +455,16 @@ def n64_lines(summary: dict[str, Any] | None, threads: int, label: str) -> list[
     if summary["paired_pcts"]:
         pair = summary["pairs"][0]
         lines.append(
-            f"- {label}n=64 base64 in {len(summary['pairs'])} pairs of the raw pass and c="
-            f"{pair['concurrency']}, seconds apart: "
+            f"- {label}n=64 base64 in {len(summary['pairs'])} slices at c={pair['concurrency']}, "
+            f"each held to the raw pass timed on either side: "
             f"{', '.join(f'{pct:.0f}%' for pct in summary['paired_pcts'])}, median "
             f"{summary['paired_pct_of_raw_forward']:.0f}% of the raw forward pass (target >= 90%)"
+        )
+    if summary["paired_forward_pcts"]:
+        lines.append(
+            f"- {label}the server's own forward pass in those slices (images per forward second, "
+            f"from /metrics): median {statistics.median(summary['paired_forward_pcts']):.0f}% of "
+            "the raw pass"
         )
     if summary["overload_pct_of_best"] is not None:
         lines.append(

@@ -109,24 +109,32 @@ def _n64_row(concurrency: int, requests: int) -> GoodputRow:
 
 def test_n64_pairs_are_held_to_their_own_raw_pass() -> None:
     # Best of the series 40 requests = 2,560 images/s against the best raw pass (3,200): 80 %.
-    # The pairs, each raw pass seconds before its own series: 90, 75 and 95 %, median 90 %.
+    # The slices, each between two raw slices: 90, 75 and 95 % of their mean, median 90 %; the
+    # server's own forward pass in them 95, 80 and 100 %.
     series = [_n64_row(1, 30), _n64_row(4, 40), _n64_row(16, 35)]
     raws = [{"forward_images_per_s": 2000.0, "end_to_end_images_per_s": 1900.0},
             {"forward_images_per_s": 3200.0, "end_to_end_images_per_s": 3000.0}]  # fmt: skip
     pairs = [
-        {"concurrency": 4, "raw_images_per_s": raw, "served_images_per_s": served}
-        for raw, served in ((2000.0, 1800.0), (3200.0, 2400.0), (2000.0, 1900.0))
+        serving_peers.pair_record(4, before, after, served, forward)
+        for before, after, served, forward in (
+            (1800.0, 2200.0, 1800.0, 1900.0),
+            (3200.0, 3200.0, 2400.0, 2560.0),
+            (2100.0, 1900.0, 1900.0, 2000.0),
+        )
     ]
+    assert [pair["raw_images_per_s"] for pair in pairs] == [2000.0, 3200.0, 2000.0]
     summary = serving_peers.n64_summary(series, raws, 4, pairs)
     assert summary is not None
     assert summary["pct_of_raw_forward"] == 80.0
     assert summary["paired_pcts"] == [90.0, 75.0, 95.0]
     assert summary["paired_pct_of_raw_forward"] == 90.0
+    assert summary["paired_forward_pcts"] == [95.0, 80.0, 100.0]
     assert summary["overload_pct_of_best"] == 87.5  # c=16: 35 of 40
     rounds = serving_peers.n64_median([summary, {**summary, "paired_pct_of_raw_forward": 70.0}])
     assert rounds is not None and rounds["paired_pct_of_raw_forward"] == 80.0
     lines = serving_peers.n64_lines(summary, 1, "")
-    assert any("in 3 pairs" in line and "median 90%" in line for line in lines)
+    assert any("in 3 slices at c=4" in line and "median 90%" in line for line in lines)
+    assert any("own forward pass" in line and "median 95%" in line for line in lines)
 
 
 def test_gpu_check_plans_and_refuses_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
