@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     torch_threads: int = Field(
         0, ge=0, description="intra-op CPU threads; 0 = all cores but one (the event loop's)"
     )
+    inference_process: bool = Field(
+        True,
+        description="draw queued batches in a child process of their own, away from the event "
+        "loop's GIL (app/serving/forward_process.py); the idle fast path stays in-process",
+    )
 
     # Dynamic batching and backpressure
     max_batch_images: int = Field(256, ge=1, description="most images in one forward pass")

@@ -31,6 +31,7 @@ from app.metrics import ServiceMetrics
 from app.retraining.database import JobDatabase
 from app.retraining.manager import JobManager
 from app.routes import ROUTERS, web
+from app.serving.forward_process import ForwardProcess
 from app.serving.registry import ModelRegistry
 from app.serving.rendering import EncoderPool
 from app.serving.startup import ModelLoader, load_for_serving
@@ -58,7 +59,8 @@ async def start_services(
     """Load the active model once and start the workers around it."""
     # Measured on 2 cores: leaving one core to the event loop and PNG encoding more than
     # doubles batched throughput (benchmarks/README.md).
-    torch.set_num_threads(settings.torch_threads or default_torch_threads(1))
+    threads = settings.torch_threads or default_torch_threads(1)
+    torch.set_num_threads(threads)
     device = pick_device(settings.device)
     store = ModelStore(settings.model_store)
     generator, degraded = await run_in_threadpool(load_for_serving, store, device, model_loader)
@@ -74,6 +76,9 @@ async def start_services(
         warmup_batches=settings.warmup_batches,
         dtype=DTYPES[settings.dtype],
         inline_max_images=settings.inline_max_images,
+        forward_process=ForwardProcess(device, threads, DTYPES[settings.dtype])
+        if settings.inference_process
+        else None,
     )
     worker.start()  # warms up in its own thread; /readyz turns 200 when done
     registry = ModelRegistry(store, worker, device, metrics, role)

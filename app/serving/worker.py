@@ -7,6 +7,10 @@ slice. The event loop never runs the model.
 A new model version is loaded and warmed up beside the old one and swapped in between two
 batches: a batch always runs start to finish on the model it started with.
 
+With ``GAN_INFERENCE_PROCESS`` the queued batches are drawn in a child process instead
+(``app.serving.forward_process``): the inference thread sends the seeds and waits for the
+images, and every queue, deadline and swap stays here.
+
 The idle fast path: a request of at most ``inline_max_images`` that finds nothing else in flight
 (no other request waiting, queued or being drawn, after one turn of the event loop in which the
 requests that came with it arrive too) runs its forward pass on the event loop at once.
@@ -30,6 +34,7 @@ import torch
 from app.metrics import ServiceMetrics
 from app.serving.batching import BatchQueue, PendingGeneration
 from app.serving.errors import DeadlineExceededError, ShuttingDownError
+from app.serving.forward_process import ForwardProcess
 from app.serving.futures import resolve_threadsafe
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import LoadedGenerator
@@ -63,6 +68,7 @@ class InferenceWorker:
         warmup_batches: int = 1,
         dtype: torch.dtype = torch.float32,
         inline_max_images: int = 0,
+        forward_process: ForwardProcess | None = None,
     ) -> None:
         self.device = device
         self.metrics = metrics
@@ -74,6 +80,7 @@ class InferenceWorker:
         self.inline_max_images = inline_max_images
         self.dtype = dtype if device.type == "cuda" else torch.float32
         self._model = generator
+        self._process = forward_process  # batches drawn there; the idle fast path stays here
         self._queue = BatchQueue(
             metrics,
             max_batch_images=max_batch_images,
@@ -125,14 +132,19 @@ class InferenceWorker:
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("inference worker still busy after %.1fs; abandoning queue", timeout)
+        if self._process is not None:
+            self._process.close()
 
     def warm_up(self, generator: LoadedGenerator) -> None:
-        """Run forward passes of the largest batch so the first real request pays no setup."""
+        """Run forward passes of the largest batch so the first real request pays no setup (in
+        the inference process too, which then holds the model)."""
+        seeds = list(range(self.max_batch_images))
+        digits: list[int | None] = [0] * self.max_batch_images
         for _ in range(self.warmup_batches):
+            if self._process is not None:
+                self._forward(generator, seeds, digits)  # the idle fast path's copy, here
             started = time.monotonic()
-            self._forward(
-                generator, list(range(self.max_batch_images)), [0] * self.max_batch_images
-            )
+            self._draw_batch(generator, seeds, digits)
             self._queue.throughput.record(self.max_batch_images, time.monotonic() - started)
 
     def swap(self, generator: LoadedGenerator) -> None:
@@ -268,7 +280,7 @@ class InferenceWorker:
         truncations = [pending.truncation for pending in live for _ in pending.seeds]
         started = time.monotonic()
         try:
-            images, labels = self._forward(model, seeds, digits, truncations)
+            images, labels = self._draw_batch(model, seeds, digits, truncations)
         except Exception as error:  # report to every waiting request instead of killing the thread
             log.exception("forward pass failed")
             for pending in live:
@@ -298,6 +310,18 @@ class InferenceWorker:
         self.metrics.compute.observe(compute_s)
         self.metrics.batch_size.observe(images)
         self.metrics.images.inc(images)
+
+    def _draw_batch(
+        self,
+        generator: LoadedGenerator,
+        seeds: list[int],
+        digits: list[int | None],
+        truncations: float | Sequence[float] = 1.0,
+    ) -> tuple[np.ndarray, list[int]]:
+        """A queued batch: in the inference process when there is one, else here."""
+        if self._process is not None:
+            return self._process.draw(generator.model, seeds, digits, truncations)
+        return self._forward(generator, seeds, digits, truncations)
 
     def _forward(
         self,

@@ -46,6 +46,7 @@ def app_settings(store_root: Path, **overrides: Any) -> Settings:
         "reload_interval_s": 0,  # no ACTIVE-pointer follower task
         "admission_wait_s": 0,  # a full queue answers 503 at once (tests of the wait set it)
         "inline_max_images": 0,  # every request through the batcher (the fast path's tests set it)
+        "inference_process": False,  # in-process: a child per app costs ~2.5 s (its own tests)
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -1,0 +1,130 @@
+"""The forward pass in a child process (``GAN_INFERENCE_PROCESS``): the same pixels as in-process,
+models sent once and dropped by the parent's rule, and a child that dies or fails costs one
+batch, not the server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pytest
+import torch
+
+from app.metrics import ServiceMetrics
+from app.serving.forward_process import KEPT_MODELS, ForwardProcess, ForwardProcessError
+from app.serving.worker import InferenceWorker
+from gan.networks import Generator, GeneratorConfig
+from gan.sampling import latents_for_seeds, to_uint8
+from gan.store import LoadedGenerator, ModelStore
+from gan.testing import random_generator
+from support.app import serve
+
+pytestmark = pytest.mark.slow  # each child process imports torch: ~2.5 s to start
+
+CONFIG = GeneratorConfig(latent_dim=8, embed_dim=4, channels=8)
+
+
+@pytest.fixture(scope="module")
+def child() -> Iterator[ForwardProcess]:
+    process = ForwardProcess(torch.device("cpu"), 1, torch.float32)
+    process.start()
+    yield process
+    process.close()
+
+
+def drawn_here(
+    model: Generator, seeds: list[int], digits: Sequence[int | None], truncation: float = 1.0
+) -> tuple[np.ndarray, list[int]]:
+    z, labels = latents_for_seeds(seeds, model.config.latent_dim, digits, truncation)
+    with torch.inference_mode():
+        return to_uint8(model(z, labels)).numpy(), labels.tolist()
+
+
+def test_the_child_draws_the_same_pixels_and_digits(child: ForwardProcess) -> None:
+    first, second = random_generator(CONFIG, seed=1), random_generator(CONFIG, seed=2)
+    seeds, digits = list(range(40, 50)), [None, 3] * 5
+    for model, truncation in ((first, 1.0), (second, 0.7), (first, 0.7)):
+        images, labels = child.draw(model, seeds, digits, truncation)
+        expected_images, expected_labels = drawn_here(model, seeds, digits, truncation)
+        assert images.shape == (10, 28, 28) and images.dtype == np.uint8
+        assert np.array_equal(images, expected_images) and labels == expected_labels
+
+
+def test_models_past_the_kept_ones_are_dropped_and_sent_again(child: ForwardProcess) -> None:
+    models = [random_generator(CONFIG, seed=10 + i) for i in range(KEPT_MODELS + 2)]
+    for model in [*models, models[0]]:  # the first was dropped by then: sent once more
+        images, _ = child.draw(model, [7], [4], 1.0)
+        assert np.array_equal(images, drawn_here(model, [7], [4])[0])
+
+
+def test_a_failed_draw_fails_its_batch_and_the_child_goes_on(child: ForwardProcess) -> None:
+    model = random_generator(CONFIG, seed=3)
+    pid = child.pid
+    with pytest.raises(ForwardProcessError, match="failed"):
+        child.draw(model, [1], [12], 1.0)  # no digit 12: the embedding refuses it
+    images, _ = child.draw(model, [1], [2], 1.0)
+    assert child.pid == pid and np.array_equal(images, drawn_here(model, [1], [2])[0])
+
+
+def test_a_killed_child_fails_one_batch_and_a_new_one_serves_the_next() -> None:
+    process = ForwardProcess(torch.device("cpu"), 1, torch.float32)
+    model = random_generator(CONFIG, seed=4)
+    try:
+        process.draw(model, [1], [1], 1.0)
+        first_pid = process.pid
+        assert first_pid is not None
+        os.kill(first_pid, signal.SIGKILL)
+        with pytest.raises(ForwardProcessError, match="died"):
+            process.draw(model, [1], [1], 1.0)
+        images, _ = process.draw(model, [5], [5], 1.0)  # a new child, sent the model afresh
+        assert process.pid not in (None, first_pid)
+        assert np.array_equal(images, drawn_here(model, [5], [5])[0])
+    finally:
+        process.close()
+    assert process.pid is None
+
+
+def test_the_worker_draws_batches_there_and_a_swap_reaches_the_child() -> None:
+    old, new = random_generator(CONFIG, seed=5), random_generator(CONFIG, seed=6)
+    process = ForwardProcess(torch.device("cpu"), 1, torch.float32)
+    loaded = {
+        name: LoadedGenerator(name, None, model)  # type: ignore[arg-type]
+        for name, model in (("old", old), ("new", new))
+    }
+    worker = InferenceWorker(
+        loaded["old"],
+        torch.device("cpu"),
+        ServiceMetrics(),
+        max_batch_images=16,
+        max_wait_ms=0,
+        max_queue_images=100,
+        warmup_batches=1,
+        forward_process=process,
+    )
+    worker.start()
+    try:
+        assert worker.ready.wait(60)
+        assert process.pid is not None  # started by the warm-up
+        before = asyncio.run(worker.generate([1, 2, 3], [0, 1, None], 10))
+        worker.warm_up(loaded["new"])
+        worker.swap(loaded["new"])
+        after = asyncio.run(worker.generate([1, 2, 3], [0, 1, None], 10))
+    finally:
+        worker.stop(5)
+    assert (before.version, after.version) == ("old", "new")
+    assert np.array_equal(before.images, drawn_here(old, [1, 2, 3], [0, 1, None])[0])
+    assert np.array_equal(after.images, drawn_here(new, [1, 2, 3], [0, 1, None])[0])
+    assert process.pid is None  # stop() ended the child
+
+
+def test_a_server_with_the_process_answers_as_one_without(tiny_store: ModelStore) -> None:
+    body = {"n": 12, "seed": 9, "format": "base64", "truncation": 0.9}
+    with serve(tiny_store) as plain:
+        expected = plain.post("/generate", json=body)
+    with serve(tiny_store, inference_process=True, warmup_batches=1) as split:
+        answer = split.post("/generate", json=body)
+    assert expected.status_code == answer.status_code == 200
+    assert answer.json() == expected.json()  # the tiny model: the child built it from its config
