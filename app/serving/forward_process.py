@@ -99,13 +99,21 @@ class ForwardProcess:
         return np.frombuffer(data, dtype=np.uint8).reshape(shape), labels
 
     def close(self, timeout_s: float = 5.0) -> None:
-        with self._lock:
+        """Stop the child: told to once it has finished its batch, killed if that batch does not
+        end within ``timeout_s`` (a hung device must not hang the server's shutdown)."""
+        if not self._lock.acquire(timeout=timeout_s):
+            if self._process is not None:
+                self._process.kill()
+            return
+        try:
             if self._pipe is not None:
                 with contextlib.suppress(OSError):  # a child already gone
                     self._pipe.send(("stop",))
             if self._process is not None:
-                self._process.join(timeout_s)  # finishes its batch, then reads the stop
+                self._process.join(timeout_s)
             self._discard()
+        finally:
+            self._lock.release()
 
     # ----- under the lock -------------------------------------------------------------------
     def _start(self) -> Connection:
