@@ -29,10 +29,11 @@ class Settings(BaseSettings):
     torch_threads: int = Field(
         0, ge=0, description="intra-op CPU threads; 0 = all cores but one (the event loop's)"
     )
-    inference_process: bool = Field(
-        True,
+    inference_process: bool | None = Field(
+        None,
         description="draw queued batches in a child process of their own, away from the event "
-        "loop's GIL (app/serving/forward_process.py); the idle fast path stays in-process",
+        "loop's GIL (app/serving/forward_process.py); unset: for a lone server, not for each of "
+        "several workers (they have a core each already); the idle fast path stays in-process",
     )
 
     # Dynamic batching and backpressure
@@ -163,6 +164,12 @@ class Settings(BaseSettings):
         8, ge=1, description="restorations waiting for the restoration thread before 503"
     )
     restore_max_upload_bytes: int = limits.RESTORE_MAX_UPLOAD_BYTES.field()
+
+    def draws_in_child(self, workers: int) -> bool:
+        """``inference_process``, or when unset: only for a lone server. Measured on 2 cores, a
+        lone server's n=64 rose from ~75 % to 95 % of the raw forward pass with the child, while
+        two workers with a child each (4 processes) lost at c=1 (benchmarks/README.md)."""
+        return self.inference_process if self.inference_process is not None else workers == 1
 
     def worker_count(self) -> int:
         """``workers``, with 0 meaning one per core this process may run on."""

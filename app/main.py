@@ -77,7 +77,7 @@ async def start_services(
         dtype=DTYPES[settings.dtype],
         inline_max_images=settings.inline_max_images,
         forward_process=ForwardProcess(device, threads, DTYPES[settings.dtype])
-        if settings.inference_process
+        if settings.draws_in_child(role.count if role is not None else 1)
         else None,
     )
     worker.start()  # warms up in its own thread; /readyz turns 200 when done

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.config import Settings
 from app.metrics import ServiceMetrics
 from app.serving.forward_process import KEPT_MODELS, ForwardProcess, ForwardProcessError
 from app.serving.worker import InferenceWorker
@@ -128,3 +129,13 @@ def test_a_server_with_the_process_answers_as_one_without(tiny_store: ModelStore
         answer = split.post("/generate", json=body)
     assert expected.status_code == answer.status_code == 200
     assert answer.json() == expected.json()  # the tiny model: the child built it from its config
+
+
+@pytest.mark.parametrize(
+    ("setting", "workers", "expected"),
+    [(None, 1, True), (None, 2, False), (True, 2, True), (False, 1, False)],
+)
+def test_the_child_is_for_a_lone_server_unless_told(
+    setting: bool | None, workers: int, expected: bool
+) -> None:
+    assert Settings(_env_file=None, inference_process=setting).draws_in_child(workers) is expected
