@@ -5,7 +5,7 @@ For each batch size it times, separately:
 * ``forward``: the model's forward pass alone on ready-made latents (``torch.inference_mode``);
 * ``latents``: ``gan.sampling.latents_for_seeds``, which the service runs for every request;
 * ``end-to-end``: latents + forward + ``to_uint8`` -- exactly what the inference worker does for
-  one batch (``app.serving.worker.InferenceWorker._forward``), so it is the serving ceiling.
+  one batch (``gan.sampling.draw_uint8``), so it is the serving ceiling.
 
 Examples::
 
@@ -171,7 +171,7 @@ def measure_batch(
     def latents() -> object:
         return latents_for_seeds(seeds, latent_dim, digits)
 
-    def end_to_end() -> object:  # mirrors app.serving.worker.InferenceWorker._forward
+    def end_to_end() -> object:  # mirrors gan.sampling.draw_uint8, the service's draw
         z_new, labels_new = latents_for_seeds(seeds, latent_dim, digits)
         with torch.inference_mode(), autocast():
             images = mut.forward(z_new.to(device), labels_new.to(device))

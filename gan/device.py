@@ -10,3 +10,9 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def compute_dtype(device: torch.device, requested: torch.dtype) -> torch.dtype:
+    """The dtype a forward pass runs in: ``requested`` (bfloat16 by autocast) on CUDA only; the
+    CPU always draws in float32."""
+    return requested if device.type == "cuda" else torch.float32

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
-from gan.networks import NUM_CLASSES
+from gan.networks import NUM_CLASSES, Generator
 
 MAX_SEED = 2**63 - 1
 
@@ -60,3 +61,22 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 def from_uint8(images: torch.Tensor) -> torch.Tensor:
     """(N, H, W) uint8 -> (N, 1, H, W) float in [-1, 1], the networks' input range."""
     return images.unsqueeze(1).float().div(127.5).sub(1.0)
+
+
+def draw_uint8(
+    model: Generator,
+    seeds: Sequence[int],
+    digits: Sequence[int | None],
+    truncation: float | Sequence[float] = 1.0,
+    *,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[np.ndarray, list[int]]:
+    """One batch as the service draws it, in its worker thread or its inference process: the
+    seeds' latents, one forward pass under inference mode (``dtype`` other than float32: by
+    autocast, see ``gan.device.compute_dtype``), then (N, H, W) uint8 images and the N digits."""
+    z, labels = latents_for_seeds(seeds, model.config.latent_dim, digits, truncation)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+    with torch.inference_mode(), autocast:
+        images = model(z.to(device), labels.to(device))
+    return to_uint8(images).numpy(), labels.tolist()

@@ -24,7 +24,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -32,8 +31,9 @@ import torch
 from safetensors.torch import load as load_weights
 from safetensors.torch import save as save_weights
 
+from gan.device import compute_dtype
 from gan.networks import Generator, GeneratorConfig
-from gan.sampling import latents_for_seeds, to_uint8
+from gan.sampling import draw_uint8
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ForwardProcess:
     def __init__(self, device: torch.device, threads: int, dtype: torch.dtype) -> None:
         self.device = device
         self.threads = threads
-        self.dtype = dtype
+        self.dtype = compute_dtype(device, dtype)  # the in-process worker's rule
         self._lock = threading.Lock()  # one batch on the pipe at a time
         self._tokens: WeakKeyDictionary[Generator, int] = WeakKeyDictionary()
         self._next_token = 0
@@ -77,18 +77,14 @@ class ForwardProcess:
         digits: Sequence[int | None],
         truncations: float | Sequence[float],
     ) -> tuple[np.ndarray, list[int]]:
-        """What ``InferenceWorker._forward`` returns for these seeds: (N, H, W) uint8 images
-        and the N digits, drawn by the child."""
-        scales = (
-            [float(truncations)] * len(seeds)
-            if isinstance(truncations, int | float)
-            else list(truncations)
-        )
+        """``gan.sampling.draw_uint8`` for these seeds, drawn by the child."""
+        if not isinstance(truncations, int | float):
+            truncations = list(truncations)  # one per seed
         with self._lock:
             try:
                 pipe = self._start()
                 token = self._send_model(pipe, model)
-                pipe.send(("draw", token, list(seeds), list(digits), scales))
+                pipe.send(("draw", token, list(seeds), list(digits), truncations))
                 answer = pipe.recv()
             except (EOFError, OSError) as error:
                 self._discard()
@@ -207,26 +203,12 @@ def child_main(pipe: Connection, device_name: str, threads: int, dtype_name: str
         elif kind == "drop":
             models.pop(message[1], None)
         elif kind == "draw":
-            _, token, seeds, digits, scales = message
-            pipe.send(_draw(models, token, seeds, digits, scales, device, dtype))
-
-
-def _draw(
-    models: dict[int, Generator],
-    token: int,
-    seeds: list[int],
-    digits: list[int | None],
-    scales: list[float],
-    device: torch.device,
-    dtype: torch.dtype,
-) -> tuple[Any, ...]:
-    """As ``InferenceWorker._forward`` draws in-process: bfloat16 by autocast where asked."""
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    try:
-        model = models[token]
-        z, labels = latents_for_seeds(seeds, model.config.latent_dim, digits, scales)
-        with torch.inference_mode(), autocast:
-            images = to_uint8(model(z.to(device), labels.to(device))).numpy()
-    except Exception as error:  # the parent fails the batch; the child goes on
-        return ("error", repr(error))
-    return ("images", images.shape, images.tobytes(), labels.tolist())
+            _, token, seeds, digits, truncations = message
+            try:
+                images, labels = draw_uint8(
+                    models[token], seeds, digits, truncations, device=device, dtype=dtype
+                )
+            except Exception as error:  # the parent fails the batch; the child goes on
+                pipe.send(("error", repr(error)))
+            else:
+                pipe.send(("images", images.shape, images.tobytes(), labels))

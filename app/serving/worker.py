@@ -36,7 +36,8 @@ from app.serving.batching import BatchQueue, PendingGeneration
 from app.serving.errors import DeadlineExceededError, ShuttingDownError
 from app.serving.forward_process import ForwardProcess
 from app.serving.futures import resolve_threadsafe
-from gan.sampling import latents_for_seeds, to_uint8
+from gan.device import compute_dtype
+from gan.sampling import draw_uint8
 from gan.store import LoadedGenerator
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class InferenceWorker:
         self.admission_wait_s = admission_wait_s
         self.warmup_batches = warmup_batches
         self.inline_max_images = inline_max_images
-        self.dtype = dtype if device.type == "cuda" else torch.float32
+        self.dtype = compute_dtype(device, dtype)
         self._model = generator
         self._process = forward_process  # batches drawn there; the idle fast path stays here
         self._queue = BatchQueue(
@@ -133,7 +134,7 @@ class InferenceWorker:
         if self._thread.is_alive():
             log.warning("inference worker still busy after %.1fs; abandoning queue", timeout)
         if self._process is not None:
-            self._process.close()
+            self._process.close(timeout)
 
     def warm_up(self, generator: LoadedGenerator) -> None:
         """Run forward passes of the largest batch so the first real request pays no setup (in
@@ -330,11 +331,7 @@ class InferenceWorker:
         digits: list[int | None],
         truncations: float | Sequence[float] = 1.0,
     ) -> tuple[np.ndarray, list[int]]:
-        latent_dim = generator.model.config.latent_dim
-        z, labels = latents_for_seeds(seeds, latent_dim, digits, truncations)
-        autocast = torch.autocast(
-            self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
+        """A batch drawn here, in this process."""
+        return draw_uint8(
+            generator.model, seeds, digits, truncations, device=self.device, dtype=self.dtype
         )
-        with torch.inference_mode(), autocast:
-            images = generator.model(z.to(self.device), labels.to(self.device))
-        return to_uint8(images).numpy(), labels.tolist()

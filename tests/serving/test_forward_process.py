@@ -139,3 +139,20 @@ def test_the_child_is_for_a_lone_server_unless_told(
     setting: bool | None, workers: int, expected: bool
 ) -> None:
     assert Settings(_env_file=None, inference_process=setting).draws_in_child(workers) is expected
+
+
+def test_the_child_draws_in_float32_on_the_cpu_as_the_worker_does() -> None:
+    # GAN_DTYPE=bfloat16 only takes effect on CUDA (app.config): the child keeps that rule
+    process = ForwardProcess(torch.device("cpu"), 1, torch.bfloat16)
+    assert process.dtype == torch.float32 and process.pid is None  # nothing started
+
+
+def test_close_kills_a_child_whose_batch_does_not_end() -> None:
+    process = ForwardProcess(torch.device("cpu"), 1, torch.float32)
+    process.start()
+    child = process._process
+    assert child is not None and child.is_alive()
+    with process._lock:  # as a draw stuck on a hung device holds it
+        process.close(timeout_s=0.2)
+    child.join(5)
+    assert not child.is_alive()
