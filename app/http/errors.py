@@ -20,6 +20,7 @@ from app.retraining.manager import IdempotencyConflictError, JobConflictError, J
 from app.retraining.promotion import GatesFailedError
 from app.serving.errors import (
     DeadlineExceededError,
+    ForwardProcessError,
     QueueFullError,
     ShuttingDownError,
     VersionMismatchError,
@@ -40,6 +41,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     QueueFullError: 503,
     DeadlineExceededError: 503,
     ShuttingDownError: 503,
+    ForwardProcessError: 503,  # one batch lost; the next is drawn by a new process
     VersionMismatchError: 404,
     VersionNotFound: 404,
     InvalidVersionName: 422,

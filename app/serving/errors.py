@@ -21,3 +21,7 @@ class ShuttingDownError(ServingError):
 
 class VersionMismatchError(ServingError):
     """A request pinned a model version that this server is not serving."""
+
+
+class ForwardProcessError(ServingError):
+    """The inference process died or failed while drawing a batch (a new one draws the next)."""

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing
+import signal
 import sys
 import threading
 from collections import OrderedDict
@@ -31,6 +32,7 @@ import torch
 from safetensors.torch import load as load_weights
 from safetensors.torch import save as save_weights
 
+from app.serving.errors import ForwardProcessError
 from gan.device import compute_dtype
 from gan.networks import Generator, GeneratorConfig
 from gan.sampling import draw_uint8
@@ -42,10 +44,6 @@ MMAP_THRESHOLD_BYTES = 32 * 2**20  # the most glibc accepts on 64-bit
 TRIM_THRESHOLD_BYTES = 256 * 2**20
 KEPT_MODELS = 3  # the serving one, a swap's new one, one a data set still streams from
 START_TIMEOUT_S = 60.0  # for the child's first answer: it imports torch
-
-
-class ForwardProcessError(RuntimeError):
-    """The child died or failed while drawing a batch."""
 
 
 class ForwardProcess:
@@ -180,7 +178,12 @@ def keep_freed_memory() -> bool:
 
 
 def child_main(pipe: Connection, device_name: str, threads: int, dtype_name: str) -> None:
-    """The child: models by token, then batches until told to stop or the parent is gone."""
+    """The child: models by token, then batches until told to stop or the parent is gone.
+
+    It ignores SIGINT and SIGTERM: Ctrl-C, or a SIGTERM to the whole process group, reaches it
+    too, and it must go on drawing while the parent drains its requests."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     keep_freed_memory()
     torch.set_num_threads(threads)
     device = torch.device(device_name)

@@ -15,7 +15,8 @@ import torch
 
 from app.config import Settings
 from app.metrics import ServiceMetrics
-from app.serving.forward_process import KEPT_MODELS, ForwardProcess, ForwardProcessError
+from app.serving.errors import ForwardProcessError
+from app.serving.forward_process import KEPT_MODELS, ForwardProcess
 from app.serving.worker import InferenceWorker
 from gan.networks import Generator, GeneratorConfig
 from gan.sampling import latents_for_seeds, to_uint8
@@ -156,3 +157,30 @@ def test_close_kills_a_child_whose_batch_does_not_end() -> None:
         process.close(timeout_s=0.2)
     child.join(5)
     assert not child.is_alive()
+
+
+def test_the_child_outlives_a_signal_meant_for_its_group(child: ForwardProcess) -> None:
+    # Ctrl-C or a SIGTERM to the process group reaches the child too: it keeps drawing while
+    # the server drains, and stops when the parent says so
+    model = random_generator(CONFIG, seed=7)
+    child.draw(model, [1], [1], 1.0)
+    pid = child.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    images, _ = child.draw(model, [3], [3], 1.0)
+    assert child.pid == pid and np.array_equal(images, drawn_here(model, [3], [3])[0])
+
+
+def test_a_batch_the_process_lost_is_a_503_to_retry(
+    tiny_store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serve(tiny_store, inference_process=True, warmup_batches=1) as client:
+
+        def lost(*args: object, **kwargs: object) -> None:
+            raise ForwardProcessError("the inference process died: EOFError()")
+
+        monkeypatch.setattr(ForwardProcess, "draw", lost)
+        answer = client.post("/generate", json={"n": 4, "format": "base64"})
+    assert answer.status_code == 503 and "Retry-After" in answer.headers
+    assert "inference process died" in answer.text
