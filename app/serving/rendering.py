@@ -110,15 +110,20 @@ def base64_response(result: GenerationResult, scale: int) -> GenerateResponse:
 
 
 def etag(version: str, digit: int, seed: int, scale: int, truncation: float = 1.0) -> str:
-    """Strong validator: the bytes are a pure function of these values (a truncation of 1 keeps
-    the tag it had before truncation existed)."""
+    """Weak validator (``W/``) of the image these values name (a truncation of 1 keeps the tag it
+    had before truncation existed). Weak, because the bytes are the same image but not always
+    the same bytes: a forward pass rounds its last float bits by batch size and kernel, and of
+    512 seeds, 1-3 images drawn alone and in a batch differed by one grey level in one pixel
+    (benchmarks/README.md, "Small batches without oneDNN"). A strong tag would promise caches
+    byte-identical answers."""
     text = truncation_text(truncation)
     key = f"{version}|{digit}|{seed}|{scale}{'' if text is None else '|' + text}".encode()
-    return '"' + hashlib.sha256(key).hexdigest()[:32] + '"'
+    return 'W/"' + hashlib.sha256(key).hexdigest()[:32] + '"'
 
 
 def etag_matches(if_none_match: str | None, current: str) -> bool:
     if not if_none_match:
         return False
+    # If-None-Match compares weakly (RFC 9110, 13.1.2): W/"x" and "x" are the same tag.
     candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-    return "*" in candidates or current in candidates
+    return "*" in candidates or current.removeprefix("W/") in candidates
