@@ -70,10 +70,38 @@ class ConditionalBatchNorm2d(nn.Module):
         return out
 
 
+# Below this many images a CPU runs a transposed convolution faster on ATen's own kernel than on
+# oneDNN's, which torch picks: at batch 1 the shipped generator's whole pass took 0.6-1.0 ms
+# against 0.9-1.5 ms, its last layer (64 channels to 1) 20 us against 160 us; at 4 they are even
+# (benchmarks/README.md, "Small batches without oneDNN").
+ATEN_MAX_BATCH = 3
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` (the same parameters and state-dict keys) that runs a small CPU
+    batch on ATen's kernel. Chosen here, per call, and not by switching oneDNN off: that switch
+    is process-wide, and would also move the passes of other threads."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if x.device.type != "cpu" or x.shape[0] > ATEN_MAX_BATCH or output_size is not None:
+            return super().forward(x, output_size)
+        out: torch.Tensor = torch.ops.aten.slow_conv_transpose2d(
+            x,
+            self.weight,
+            self.kernel_size,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.dilation,
+        )
+        return out
+
+
 def _upsample(in_channels: int, out_channels: int, mode: Upsampling, bias: bool) -> list[nn.Module]:
     """Layers that double height and width: (N, in, H, W) -> (N, out, 2H, 2W)."""
     if mode == "transpose":
-        return [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)]
+        return [ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)]
     return [
         nn.Upsample(scale_factor=2, mode="nearest"),
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias),

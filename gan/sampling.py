@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from gan.device import batch_kernels
 from gan.networks import NUM_CLASSES, Generator
 
 MAX_SEED = 2**63 - 1
@@ -75,10 +74,9 @@ def draw_uint8(
 ) -> tuple[np.ndarray, list[int]]:
     """One batch as the service draws it, in its worker thread or its inference process: the
     seeds' latents, one forward pass under inference mode (``dtype`` other than float32: by
-    autocast, see ``gan.device.compute_dtype``; the kernels for its size,
-    ``gan.device.batch_kernels``), then (N, H, W) uint8 images and the N digits."""
+    autocast, see ``gan.device.compute_dtype``), then (N, H, W) uint8 images and the N digits."""
     z, labels = latents_for_seeds(seeds, model.config.latent_dim, digits, truncation)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    with torch.inference_mode(), autocast, batch_kernels(device, len(seeds)):
+    with torch.inference_mode(), autocast:
         images = model(z.to(device), labels.to(device))
     return to_uint8(images).numpy(), labels.tolist()
