@@ -15,7 +15,8 @@ The idle fast path: a request of at most ``inline_max_images`` that finds nothin
 (no other request waiting, queued or being drawn, after one turn of the event loop in which the
 requests that came with it arrive too) runs its forward pass on the event loop at once.
 There is nothing to batch it with, and the two thread hops it saves (to the inference thread and
-back) cost more than its ~0.3 ms forward pass on a CPU: a lone client (c=1) waits less. A second
+back, each a GIL hand-over) are a fair share of a lone request whose forward pass takes
+~0.6-1 ms on a CPU: a lone client (c=1) waits less (benchmarks/README.md). A second
 request arriving meanwhile takes the queue as usual, so under load everything is batched.
 """
 
