@@ -143,8 +143,10 @@ class InferenceWorker:
         seeds = list(range(self.max_batch_images))
         digits: list[int | None] = [0] * self.max_batch_images
         for _ in range(self.warmup_batches):
-            if self._process is not None:
-                self._forward(generator, seeds, digits)  # the idle fast path's copy, here
+            if self._process is not None and self.inline_max_images:
+                # The idle fast path's copy, here: only its own batch size ever runs on it.
+                inline = self.inline_max_images
+                self._forward(generator, seeds[:inline], digits[:inline])
             started = time.monotonic()
             self._draw_batch(generator, seeds, digits)
             self._queue.throughput.record(self.max_batch_images, time.monotonic() - started)
