@@ -56,6 +56,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         r1_gamma=args.r1_gamma,
         r1_every=args.r1_every,
         lr_decay_start=args.lr_decay_start,
+        precision=args.precision,
         generator=GeneratorConfig(
             latent_dim=args.latent_dim,
             embed_dim=args.embed_dim,

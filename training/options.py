@@ -17,7 +17,7 @@ from typing import get_args
 
 from gan.networks import NUM_CLASSES, DiscriminatorConfig, GeneratorConfig, Upsampling
 from training.augment import parse_policy
-from training.config import Loss, TrainConfig
+from training.config import Loss, Precision, TrainConfig
 from training.data import DATA_DIR_ENV
 from training.schedule import StepSchedule
 
@@ -198,6 +198,10 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     )
     add("--lr-decay-start", type=step_or_none, default=TrainConfig.lr_decay_start, metavar="STEP",
         help=text)  # fmt: skip
+    text = (
+        "the arithmetic of the forward passes: auto is bfloat16 autocast on CUDA, float32 elsewhere"
+    )
+    add("--precision", choices=get_args(Precision), default=TrainConfig.precision, help=text)
     aux = recipe.add_mutually_exclusive_group()
     aux.add_argument(
         "--aux-classifier-schedule",

@@ -92,6 +92,14 @@ def due(done: int, every: int, total: int) -> bool:
     return done % every == 0 or done == total
 
 
+def uses_bfloat16(config: TrainConfig, device: torch.device) -> bool:
+    """Whether the forward passes run under bfloat16 autocast (the weights, the optimisers' state
+    and the exported average stay float32)."""
+    if config.precision == "auto":
+        return device.type == "cuda"
+    return config.precision == "bfloat16"
+
+
 def memory_format(device: torch.device) -> torch.memory_format:
     """Channels-last on CUDA, where its convolutions are faster."""
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format
@@ -120,7 +128,7 @@ class Networks:
     opt_d: torch.optim.Optimizer
     g_train: nn.Module  # the generator, wrapped in DDP when there are several processes
     d_train: nn.Module
-    autocast: torch.autocast  # bf16 on CUDA, off elsewhere
+    autocast: torch.autocast  # bf16 where uses_bfloat16, else off
 
     def parts(self) -> dict[str, Stateful]:
         """The checkpointed state, by its name in the checkpoint."""
@@ -148,7 +156,8 @@ def build_networks(config: TrainConfig, device: torch.device, ddp: Distributed) 
     if ddp.world_size > 1:  # each process trains a replica; DDP averages the gradients
         g_train = DistributedDataParallel(generator)
         d_train = DistributedDataParallel(discriminator)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    bfloat16 = uses_bfloat16(config, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16)
     return Networks(generator, discriminator, ema, opt_g, opt_d, g_train, d_train, autocast)
 
 

@@ -79,6 +79,11 @@ class JobParams(BaseModel):
         "(the shipped recipe's 26,000, which null also means: a job that ends before its "
         "start keeps its rates constant)",
     )
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="arithmetic of the forward passes: auto is bfloat16 autocast on CUDA and "
+        "float32 on a CPU; bfloat16 trains faster on a CPU with AMX (training/README.md)",
+    )
     eval_per_digit: int = Field(1000, ge=10, le=5000, description="samples per digit to evaluate")
 
     @field_validator(

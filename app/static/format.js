@@ -18,6 +18,7 @@ const FIELD_LABELS = {
   embed_dim: "Label embedding size",
   g_channels: "Generator channels",
   d_channels: "Discriminator channels",
+  precision: "Precision",
   eval_per_digit: "Evaluation samples per digit",
   preset: "Recipe",
   digits: "Digits",

@@ -43,6 +43,7 @@ from training.train import (
     learning_rate_scale,
     r1_penalty,
     train,
+    uses_bfloat16,
 )
 
 TINY_DISCRIMINATOR = DiscriminatorConfig(channels=8)
@@ -536,6 +537,34 @@ def test_augmentation_r1_and_learning_rate_decay_train(
     assert {"augment", "r1_gamma", "r1_every", "lr_decay_start"} <= set(
         manifest.training["recipe"]["changed"]
     )
+
+
+def test_bfloat16_precision_trains_on_the_cpu_in_other_arithmetic(
+    config: TrainConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--precision bfloat16 runs the CPU's forward passes under autocast (other weights than a
+    float32 run's, from the same seed), keeps the exported weights float32 and finite, and is
+    recorded as a change of the recipe."""
+    train(config, "none")
+    float32 = weights_of(config, "v")
+    bfloat16 = replace(config, version="v-bf16", precision="bfloat16")
+    train(bfloat16, "jsonl")
+    progress = [e for e in events(capsys.readouterr().out) if e["event"] == "progress"]
+    assert all(math.isfinite(e["loss_d"]) and math.isfinite(e["loss_g"]) for e in progress)
+    weights = weights_of(bfloat16, "v-bf16")
+    floats = [w for w in weights.values() if w.is_floating_point()]  # not BN's step counters
+    assert floats and all(w.dtype == torch.float32 and bool(w.isfinite().all()) for w in floats)
+    assert differs(weights, float32)
+    manifest = ModelStore(config.store).manifest("v-bf16")
+    assert manifest.training["precision"] == "bfloat16"
+    assert "precision" in manifest.training["recipe"]["changed"]
+
+
+def test_auto_precision_is_bfloat16_on_cuda_only(config: TrainConfig) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not uses_bfloat16(config, cpu) and uses_bfloat16(config, cuda)
+    assert uses_bfloat16(replace(config, precision="bfloat16"), cpu)
+    assert not uses_bfloat16(replace(config, precision="float32"), cuda)
 
 
 def test_r1_penalty_is_the_squared_gradient_norm() -> None:
