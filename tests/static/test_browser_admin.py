@@ -203,13 +203,14 @@ def fill_job(page: Page, steps: int, batch_size: int) -> None:
         if not response.url.endswith("/jobs/estimate") or response.request.method != "POST":
             return False
         sent = json.loads(response.request.post_data or "{}")
-        wanted = {"steps": steps, "batch_size": batch_size, **TINY_JOB}
+        wanted = {"steps": steps, "batch_size": batch_size, "precision": "float32", **TINY_JOB}
         return all(str(sent.get(name)) == str(value) for name, value in wanted.items())
 
     with page.expect_response(for_these, timeout=120_000) as answer:
         page.get_by_label("Steps", exact=True).fill(str(steps))
         page.get_by_label("Batch size", exact=True).fill(str(batch_size))
         page.locator("#job-form details summary").click()
+        page.get_by_label("Precision", exact=True).select_option("float32")
         for name, value in TINY_JOB.items():
             page.locator(f"#job-form [name={name}]").fill(value)
     body = answer.value.json()
@@ -295,6 +296,7 @@ def test_a_finished_job_offers_its_version_for_activation(server: str, browser: 
         page.get_by_label("Steps", exact=True).fill("8")
         page.get_by_label("Batch size", exact=True).fill("16")
         page.locator("#job-form details summary").click()
+        page.get_by_label("Precision", exact=True).select_option("float32")
         for name, value in TINY_JOB.items():
             page.locator(f"#job-form [name={name}]").fill(value)
         page.get_by_role("button", name="Start job", exact=True).click()
