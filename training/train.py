@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
+from gan.artifact import write_atomic
 from gan.networks import NUM_CLASSES, Discriminator, Generator
 from gan.sampling import from_uint8
 from gan.store import SAMPLES_FILE
@@ -74,7 +75,7 @@ def train(
         done = step + 1
         if ddp.is_main and due(done, config.sample_every, config.steps):
             grid = sample_grid(nets.ema.module, config.generator.latent_dim, device)
-            (run_dir / SAMPLES_FILE).write_bytes(grid)
+            write_atomic(run_dir / SAMPLES_FILE, grid)  # the jobs API serves it meanwhile
         if ddp.is_main and due(done, config.checkpoint_every, config.steps):
             save_checkpoint(checkpoint, done, architectures(config), nets.parts())
         progress.after_step(done, batches.epoch(step), loss_d, loss_g)

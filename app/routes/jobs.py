@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 
 from app.deps import AdminDep, IsAdminDep, JobsDep, JsonBodyDep, ServicesDep
 from app.http.responses import ADMIN, NOT_JSON, UNREADABLE_BODY
@@ -168,16 +169,20 @@ async def job_events(
 
 @router.get(
     "/{job_id}/samples.png",
-    response_class=FileResponse,
+    response_class=Response,
     responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorResponse}},
     summary="The job's latest sample grid (rows are digits 0-9)",
 )
-async def job_samples(job_id: JobId, jobs: JobsDep) -> FileResponse:
+async def job_samples(job_id: JobId, jobs: JobsDep) -> Response:
     get_job(jobs, job_id)
     path = jobs.run_dir(job_id) / SAMPLES_FILE
-    if not path.is_file():
-        raise HTTPException(404, f"job {job_id} has no sample grid yet")
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
+    try:
+        # Read whole, at once: the running job replaces the file (atomically) as it trains, and
+        # a FileResponse's length, taken from one file, could be served from the next.
+        grid = await run_in_threadpool(path.read_bytes)
+    except (FileNotFoundError, IsADirectoryError):
+        raise HTTPException(404, f"job {job_id} has no sample grid yet") from None
+    return Response(grid, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @router.post(

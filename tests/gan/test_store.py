@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gan.artifact import write_atomic
 from gan.networks import Classifier, Generator
 from gan.sampling import latents_for_seeds
 from gan.store import (
@@ -389,3 +390,13 @@ def test_classifier_round_trip_and_replacement(tiny_store: ModelStore) -> None:
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
     with pytest.raises(IntegrityError, match="sha256 mismatch"):
         tiny_store.load_classifier()
+
+
+def test_write_atomic_replaces_bytes_or_text_whole_and_leaves_no_scratch(tmp_path: Path) -> None:
+    target = tmp_path / "samples.png"
+    write_atomic(target, b"\x89PNG first")
+    write_atomic(target, b"\x89PNG second, longer")
+    assert target.read_bytes() == b"\x89PNG second, longer"
+    write_atomic(target, "text")
+    assert target.read_text() == "text"
+    assert [p.name for p in tmp_path.iterdir()] == ["samples.png"]
