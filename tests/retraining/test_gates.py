@@ -119,3 +119,14 @@ def test_the_shipped_version_passes_the_gates_against_its_parent() -> None:
     parent = store.manifest(shipped.parent)
     gates = evaluate_gates(Settings(), dict(shipped.metrics), dict(parent.metrics))
     assert gates and all(gate.passed for gate in gates), [gate.text for gate in gates]
+
+
+def test_the_candidate_in_the_store_passes_the_gates_against_the_shipped_version() -> None:
+    """training/README.md says the candidate mnist-cgan-v4b would be promoted over the active
+    version without force: every default gate passes on the two manifests."""
+    store = ModelStore(Path(__file__).parents[2] / "model_store")
+    candidate = store.manifest("mnist-cgan-v4b")
+    assert candidate.parent == store.active_version()
+    active = store.manifest(store.active_version())
+    gates = evaluate_gates(Settings(), dict(candidate.metrics), dict(active.metrics))
+    assert gates and all(gate.passed for gate in gates), [gate.text for gate in gates]

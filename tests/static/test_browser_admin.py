@@ -195,6 +195,16 @@ def runs_a_job_with_estimate_phases_and_chart_then_cancels_it(page: Page, base: 
     expect(page.locator("#job-result")).to_contain_text("cancelled at step")
 
 
+def fill_job_fields(page: Page, steps: int, batch_size: int) -> None:
+    """The custom job's fields: its length, float32 and TINY_JOB's networks."""
+    page.get_by_label("Steps", exact=True).fill(str(steps))
+    page.get_by_label("Batch size", exact=True).fill(str(batch_size))
+    page.locator("#job-form details summary").click()
+    page.get_by_label("Precision", exact=True).select_option("float32")
+    for name, value in TINY_JOB.items():
+        page.locator(f"#job-form [name={name}]").fill(value)
+
+
 def fill_job(page: Page, steps: int, batch_size: int) -> None:
     """Fills the custom job's fields, then waits for the estimate the page asked for them: the
     server's time (or "unknown") and its basis, shown as they are."""
@@ -207,12 +217,7 @@ def fill_job(page: Page, steps: int, batch_size: int) -> None:
         return all(str(sent.get(name)) == str(value) for name, value in wanted.items())
 
     with page.expect_response(for_these, timeout=120_000) as answer:
-        page.get_by_label("Steps", exact=True).fill(str(steps))
-        page.get_by_label("Batch size", exact=True).fill(str(batch_size))
-        page.locator("#job-form details summary").click()
-        page.get_by_label("Precision", exact=True).select_option("float32")
-        for name, value in TINY_JOB.items():
-            page.locator(f"#job-form [name={name}]").fill(value)
+        fill_job_fields(page, steps, batch_size)
     body = answer.value.json()
     estimate = page.locator("#job-estimate")
     expect(estimate).not_to_contain_text("measuring")
@@ -293,12 +298,7 @@ def test_a_finished_job_offers_its_version_for_activation(server: str, browser: 
     with open_page(browser) as (page, _):
         page.goto(server + "/")
         page.get_by_label("Admin token", exact=True).fill(TOKEN)
-        page.get_by_label("Steps", exact=True).fill("8")
-        page.get_by_label("Batch size", exact=True).fill("16")
-        page.locator("#job-form details summary").click()
-        page.get_by_label("Precision", exact=True).select_option("float32")
-        for name, value in TINY_JOB.items():
-            page.locator(f"#job-form [name={name}]").fill(value)
+        fill_job_fields(page, 8, 16)
         page.get_by_role("button", name="Start job", exact=True).click()
         expect(page.locator("#job-state")).to_have_text("succeeded", timeout=120_000)
         result = page.locator("#job-result")
