@@ -26,7 +26,7 @@ from gan.store import (
     VersionExists,
     new_version_name,
 )
-from training.config import TrainConfig, discriminator_config, recipe_record
+from training.config import TrainConfig, discriminator_config, recipe_record, uses_bfloat16
 from training.data import checksums
 from training.ema import WARMUP_RULE
 from training.evaluate import score
@@ -81,7 +81,7 @@ def export(
         architecture=config.generator.to_dict(),
         weights_file=WEIGHTS_FILE,
         weights_sha256="",  # filled in by staging from the bytes it writes
-        training=training_record(config, resumed_at_step),
+        training=training_record(config, resumed_at_step, uses_bfloat16(config, device)),
         data={"mnist_md5": checksums(config.data_dir)},
         parent=config.parent,
     )
@@ -101,14 +101,16 @@ def export(
     return version
 
 
-def training_record(config: TrainConfig, resumed_at_step: int) -> dict[str, Any]:
+def training_record(config: TrainConfig, resumed_at_step: int, bfloat16: bool) -> dict[str, Any]:
     """The manifest's training section: the run's options (the schedule in the syntax the CLI
-    reads), the generator's own architecture left to the manifest's ``architecture``."""
+    reads, and what ``precision`` meant on this device), the generator's own architecture left
+    to the manifest's ``architecture``."""
     training: dict[str, Any] = asdict(config)
     training.pop("generator")
     training.pop("discriminator")
     training["aux_classifier_schedule"] = str(config.aux_classifier_schedule)
     training["discriminator_architecture"] = discriminator_config(config).to_dict()
+    training["arithmetic"] = "bfloat16" if bfloat16 else "float32"
     training["ema_warmup"] = WARMUP_RULE
     training["resumed_at_step"] = resumed_at_step
     training["recipe"] = recipe_record(config)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
-from gan.networks import NUM_CLASSES, DiscriminatorConfig, GeneratorConfig, Upsampling
+from gan.networks import NUM_CLASSES, GeneratorConfig, Upsampling
 from training.augment import parse_policy
 from training.config import Loss, Precision, TrainConfig
 from training.data import DATA_DIR_ENV
@@ -96,8 +96,8 @@ DESCRIPTION = (
 COMMANDS = {
     "train": (
         "train the GAN and publish its EMA generator as a new version",
-        "The recipe and network options default to the shipped model's (mnist-cgan-v3.1: 36,000"
-        " steps, about 70 minutes on 2 CPU cores). --progress jsonl prints JSON lines: the phases"
+        "The recipe and network options default to the shipped model's (mnist-cgan-v4: 36,000"
+        " steps, about 105 minutes on 2 CPU cores). --progress jsonl prints JSON lines: the phases"
         " (training, evaluating, publishing), the progress, then the exported version.",
     ),
     "speed": (
@@ -199,7 +199,8 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     add("--lr-decay-start", type=step_or_none, default=TrainConfig.lr_decay_start, metavar="STEP",
         help=text)  # fmt: skip
     text = (
-        "the arithmetic of the forward passes: auto is bfloat16 autocast on CUDA, float32 elsewhere"
+        "the arithmetic of the forward passes: auto is bfloat16 autocast on CUDA and on a CPU with"
+        " AVX512-BF16 or AMX, float32 elsewhere"
     )
     add("--precision", choices=get_args(Precision), default=TrainConfig.precision, help=text)
     aux = recipe.add_mutually_exclusive_group()
@@ -227,7 +228,7 @@ def _architecture_options(parser: argparse.ArgumentParser) -> None:
         ("--latent-dim", GeneratorConfig.latent_dim, "size of the latent z"),
         ("--embed-dim", GeneratorConfig.embed_dim, "size of the generator's digit embedding"),
         ("--g-channels", GeneratorConfig.channels, "generator width: channels at 7x7"),
-        ("--d-channels", DiscriminatorConfig.channels, "critic width: channels at 7x7"),
+        ("--d-channels", TrainConfig.discriminator.channels, "critic width: channels at 7x7"),
     ):
         add(flag, type=int, default=default, metavar="N", help=text)
     text = "how the generator doubles resolution"

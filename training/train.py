@@ -31,7 +31,7 @@ from training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from training.config import Loss, TrainConfig, discriminator_config
+from training.config import Loss, TrainConfig, discriminator_config, uses_bfloat16
 from training.data import load_split
 from training.distributed import Distributed, place
 from training.ema import ema_of
@@ -91,14 +91,6 @@ def train(
 def due(done: int, every: int, total: int) -> bool:
     """Every ``every`` steps, and always after the last one."""
     return done % every == 0 or done == total
-
-
-def uses_bfloat16(config: TrainConfig, device: torch.device) -> bool:
-    """Whether the forward passes run under bfloat16 autocast (the weights, the optimisers' state
-    and the exported average stay float32)."""
-    if config.precision == "auto":
-        return device.type == "cuda"
-    return config.precision == "bfloat16"
 
 
 def memory_format(device: torch.device) -> torch.memory_format:

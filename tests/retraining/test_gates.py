@@ -111,22 +111,11 @@ def test_a_200_step_job_exports_what_it_trained_and_its_activation_is_gated(
 
 
 def test_the_shipped_version_passes_the_gates_against_its_parent() -> None:
-    """training/README.md says mnist-cgan-v3.1 was activated over v3 without force: with the
+    """training/README.md says mnist-cgan-v4 was activated over v3.1 without force: with the
     service's default gates, every one of them passes on the two shipped manifests."""
     store = ModelStore(Path(__file__).parents[2] / "model_store")
     shipped = store.manifest(store.active_version())
     assert shipped.parent is not None
     parent = store.manifest(shipped.parent)
     gates = evaluate_gates(Settings(), dict(shipped.metrics), dict(parent.metrics))
-    assert gates and all(gate.passed for gate in gates), [gate.text for gate in gates]
-
-
-def test_the_candidate_in_the_store_passes_the_gates_against_the_shipped_version() -> None:
-    """training/README.md says the candidate mnist-cgan-v4b would be promoted over the active
-    version without force: every default gate passes on the two manifests."""
-    store = ModelStore(Path(__file__).parents[2] / "model_store")
-    candidate = store.manifest("mnist-cgan-v4b")
-    assert candidate.parent == store.active_version()
-    active = store.manifest(store.active_version())
-    gates = evaluate_gates(Settings(), dict(candidate.metrics), dict(active.metrics))
     assert gates and all(gate.passed for gate in gates), [gate.text for gate in gates]

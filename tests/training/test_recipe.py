@@ -24,7 +24,7 @@ from training.export import GRID_SEED
 from training.schedule import StepSchedule
 from training.train import train
 
-SHIPPED = Path(__file__).parents[2] / "model_store" / "mnist-cgan-v3.1" / "manifest.json"
+SHIPPED = Path(__file__).parents[2] / "model_store" / "mnist-cgan-v4" / "manifest.json"
 TINY = ["--latent-dim", "8", "--embed-dim", "4", "--g-channels", "8", "--d-channels", "8"]
 
 
@@ -53,16 +53,16 @@ def config(tmp_path: Path, mnist_dir: Path) -> TrainConfig:
 
 
 def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
-    """mnist-cgan-v3.1's recipe (v2's four phases as one schedule: AC 0.1 to 18,000 steps, 0.05
-    to 22,000, 0.075 from there; the hinge loss; 36,000 steps, the rates decaying from 26,000;
-    everything else the defaults) is what a bare command trains. v3.1 itself was trained as v3's
-    run continued from its 26,000-step checkpoint, which is the same run: the rates are constant
-    before the decay starts, and a resumed run continues bit for bit (test_training.py)."""
+    """mnist-cgan-v4's recipe (v2's four phases as one schedule, AC 0.1 to 18,000 steps, 0.05 to
+    22,000, 0.075 to 26,000, then 0.125; the hinge loss; 36,000 steps, the rates decaying from
+    26,000; a 256-channel critic; bfloat16 where the hardware has it; everything else the
+    defaults) is what a bare command trains. v4 was exported from run v4c's final checkpoint by
+    a zero-step resumed run with these defaults, so its manifest records no change."""
     shipped = json.loads(SHIPPED.read_text())
     default = TrainConfig()
     record = shipped["training"]
     for name in ("steps", "batch_size", "loss", "lr_g", "lr_d", "beta1", "beta2", "ema_decay",
-                 "mode_seeking", "seed"):  # fmt: skip
+                 "mode_seeking", "seed", "precision"):  # fmt: skip
         assert getattr(default, name) == record[name], name
     assert default.generator == GeneratorConfig.from_dict(shipped["architecture"])
     assert (
@@ -72,6 +72,10 @@ def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
     schedule = default.aux_classifier_schedule
     assert [schedule.at(step) for step in (0, 11_999, 12_000, 17_999)] == [0.1] * 4
     assert [schedule.at(step) for step in (18_000, 21_999)] == [0.05] * 2
+    assert [schedule.at(step) for step in (22_000, 25_999, 26_000, 35_999)] == [0.075] * 2 + [
+        0.125
+    ] * 2
+    assert default.discriminator.channels == 256 and record["arithmetic"] == "bfloat16"
     assert str(schedule) == record["aux_classifier_schedule"]
     assert record["recipe"] == {"name": RECIPE, "changed": []}
     for name in ("augment", "r1_gamma", "r1_every", "lr_decay_start"):  # the decay on, others off
@@ -90,7 +94,8 @@ def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
     assert never.lr_decay_start is None
     assert recipe_record(never) == {"name": RECIPE, "changed": ["lr_decay_start"]}
     defaults = vars(parser.parse_args(["train"]))
-    assert defaults["aux_classifier_schedule"] == "0:0.1,18000:0.05,22000:0.075"
+    assert defaults["aux_classifier_schedule"] == "0:0.1,18000:0.05,22000:0.075,26000:0.125"
+    assert defaults["d_channels"] == 256
     assert defaults["aux_classifier"] is None
 
 

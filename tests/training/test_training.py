@@ -32,7 +32,7 @@ from gan.store import (
 from support.models import TINY_GENERATOR, TINY_VERSION, tiny_generator
 from training import cli
 from training.checkpoint import CHECKPOINT_FILE, CheckpointMismatch
-from training.config import Loss, TrainConfig
+from training.config import Loss, TrainConfig, uses_bfloat16
 from training.data import Split, checksums, load_split
 from training.ema import WARMUP_RULE, warmup_decay
 from training.evaluate import diversity_ratio, frechet_distance, precision_recall
@@ -43,7 +43,6 @@ from training.train import (
     learning_rate_scale,
     r1_penalty,
     train,
-    uses_bfloat16,
 )
 
 TINY_DISCRIMINATOR = DiscriminatorConfig(channels=8)
@@ -129,7 +128,7 @@ def test_training_run_publishes_a_version(
     assert manifest.training["steps"] == 3 and manifest.training["seed"] == 0
     assert manifest.training["loss"] == "hinge"  # the recipe's (v3's)
     # The recipe's AC-GAN term is on by default, so the critic has its digit head.
-    assert manifest.training["aux_classifier_schedule"] == "0:0.1,18000:0.05,22000:0.075"
+    assert manifest.training["aux_classifier_schedule"] == str(TrainConfig.aux_classifier_schedule)
     assert (
         manifest.training["discriminator_architecture"]
         == replace(TINY_DISCRIMINATOR, classifier_head=True).to_dict()
@@ -544,8 +543,8 @@ def test_bfloat16_precision_trains_on_the_cpu_in_other_arithmetic(
 ) -> None:
     """--precision bfloat16 runs the CPU's forward passes under autocast (other weights than a
     float32 run's, from the same seed), keeps the exported weights float32 and finite, and is
-    recorded as a change of the recipe."""
-    train(config, "none")
+    recorded as a change of the recipe, with the arithmetic it meant."""
+    train(replace(config, precision="float32"), "none")
     float32 = weights_of(config, "v")
     bfloat16 = replace(config, version="v-bf16", precision="bfloat16")
     train(bfloat16, "jsonl")
@@ -557,12 +556,21 @@ def test_bfloat16_precision_trains_on_the_cpu_in_other_arithmetic(
     assert differs(weights, float32)
     manifest = ModelStore(config.store).manifest("v-bf16")
     assert manifest.training["precision"] == "bfloat16"
+    assert manifest.training["arithmetic"] == "bfloat16"
     assert "precision" in manifest.training["recipe"]["changed"]
+    assert ModelStore(config.store).manifest("v").training["arithmetic"] == "float32"
 
 
-def test_auto_precision_is_bfloat16_on_cuda_only(config: TrainConfig) -> None:
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_precision_is_bfloat16_where_the_hardware_has_it(
+    config: TrainConfig, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    """auto: bfloat16 on CUDA, and on a CPU only with native bfloat16 (AVX512-BF16 or AMX),
+    where it is faster; elsewhere the CPU would emulate it, slower than float32."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert not uses_bfloat16(config, cpu) and uses_bfloat16(config, cuda)
+    assert uses_bfloat16(config, cpu) is native and uses_bfloat16(config, cuda)
     assert uses_bfloat16(replace(config, precision="bfloat16"), cpu)
     assert not uses_bfloat16(replace(config, precision="float32"), cuda)
 
