@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.config import Settings
+from gan.store import ModelStore
 from settings_table import table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
 def test_every_setting_is_in_the_readme_configuration_table() -> None:
@@ -28,3 +30,20 @@ def test_the_readme_table_is_the_generated_one() -> None:
 def test_readme_gives_the_two_commands() -> None:
     text = README.read_text()
     assert "make serve" in text and "make test" in text
+
+
+def test_the_readme_headline_is_the_active_models_manifest() -> None:
+    """The README's first numbers are the shipped model's: its name and the metrics (seeds
+    0-9,999) its manifest holds, as `training evaluate` wrote them."""
+    store = ModelStore(ROOT / "model_store")
+    active = store.active_version()
+    metrics = store.manifest(active).metrics
+    headline = " ".join(README.read_text().split("\n## ")[0].split())
+    worst = min(digit["accuracy"] for digit in metrics["per_digit"])
+    for claim in (
+        f"The shipped model, `{active}`",
+        f"conditional accuracy {metrics['conditional_accuracy']:.3f} (every digit >= {worst:.3f})",
+        f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}",
+        f"FID {metrics['fid']:.1f} against a real-data floor of {metrics['fid_real_floor']:.1f}",
+    ):
+        assert claim in headline, claim

@@ -100,11 +100,15 @@ def uses_bfloat16(config: TrainConfig, device: torch.device) -> bool:
     """Whether the forward passes run under bfloat16 autocast (the weights, the optimisers' state
     and the exported average stay float32)."""
     if config.precision == "auto":
-        return device.type == "cuda" or (
-            device.type == "cpu"
-            and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-        )
+        return has_native_bfloat16(device)
     return config.precision == "bfloat16"
+
+
+def has_native_bfloat16(device: torch.device) -> bool:
+    """CUDA, or a CPU with AVX512-BF16 or AMX (elsewhere bfloat16 is emulated, slower)."""
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return device.type == "cuda"
 
 
 def recipe_record(config: TrainConfig) -> dict[str, Any]:

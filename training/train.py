@@ -149,8 +149,8 @@ def build_networks(config: TrainConfig, device: torch.device, ddp: Distributed) 
     if ddp.world_size > 1:  # each process trains a replica; DDP averages the gradients
         g_train = DistributedDataParallel(generator)
         d_train = DistributedDataParallel(discriminator)
-    enabled = uses_bfloat16(config, device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    bfloat16 = uses_bfloat16(config, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16)
     return Networks(generator, discriminator, ema, opt_g, opt_d, g_train, d_train, autocast)
 
 
