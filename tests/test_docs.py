@@ -47,3 +47,21 @@ def test_the_readme_headline_is_the_active_models_manifest() -> None:
         f"FID {metrics['fid']:.1f} against a real-data floor of {metrics['fid_real_floor']:.1f}",
     ):
         assert claim in headline, claim
+
+
+def test_the_stores_candidate_is_the_experiment_tables_v4e_row() -> None:
+    """training/README.md keeps run v4e in the store as a candidate: not active, v4 its parent,
+    R1 its one change, its weights intact, and the row's seed-0 numbers its manifest's."""
+    store = ModelStore(ROOT / "model_store")
+    candidate = store.load_generator("mnist-cgan-v4e").manifest  # checks the sha256
+    assert store.active_version() != "mnist-cgan-v4e" and candidate.parent == "mnist-cgan-v4"
+    assert candidate.training["recipe"]["changed"] == ["r1_gamma"]
+    table = (ROOT / "training" / "README.md").read_text().splitlines()
+    row = next(line for line in table if line.startswith("| v4e |"))
+    accuracy, fid, precision, recall, diversity = (
+        cell.strip().strip("*") for cell in row.split("|")[9:14]
+    )
+    metrics = candidate.metrics
+    assert accuracy == f"{metrics['conditional_accuracy']:.4f}"
+    assert fid == f"{metrics['fid']:.2f}" and diversity == f"{metrics['diversity']:.2f}"
+    assert precision == f"{metrics['precision']:.3f}" and recall == f"{metrics['recall']:.3f}"
