@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.config import Settings
+from app.retraining.promotion import evaluate_gates
 from gan.store import ModelStore
 from settings_table import table
 
@@ -51,7 +52,8 @@ def test_the_readme_headline_is_the_active_models_manifest() -> None:
 
 def test_the_stores_candidate_is_the_experiment_tables_v4e_row() -> None:
     """training/README.md keeps run v4e in the store as a candidate: not active, v4 its parent,
-    R1 its one change, its weights intact, and the row's seed-0 numbers its manifest's."""
+    R1 its one change, its weights intact, the row's seed-0 numbers its manifest's, and only the
+    recall gate against v4 failing."""
     store = ModelStore(ROOT / "model_store")
     candidate = store.load_generator("mnist-cgan-v4e").manifest  # checks the sha256
     assert store.active_version() != "mnist-cgan-v4e" and candidate.parent == "mnist-cgan-v4"
@@ -65,3 +67,5 @@ def test_the_stores_candidate_is_the_experiment_tables_v4e_row() -> None:
     assert accuracy == f"{metrics['conditional_accuracy']:.4f}"
     assert fid == f"{metrics['fid']:.2f}" and diversity == f"{metrics['diversity']:.2f}"
     assert precision == f"{metrics['precision']:.3f}" and recall == f"{metrics['recall']:.3f}"
+    gates = evaluate_gates(Settings(), dict(metrics), dict(store.manifest("mnist-cgan-v4").metrics))
+    assert [gate.name for gate in gates if not gate.passed] == ["recall"]
