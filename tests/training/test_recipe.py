@@ -207,8 +207,9 @@ def test_speed_prints_images_per_second(capsys: pytest.CaptureFixture[str]) -> N
     assert result["images_per_s"] > 0 and result["batch_size"] == 8
     assert result["device"] == "cpu" and result["timed_steps"] >= 3
     assert result["timed_s"] >= 0.2
+    # Both numbers are printed rounded to 0.1: a fast machine's 3.75 s estimate prints as 3.8.
     assert result["estimated_training_s"] == pytest.approx(
-        500 * 8 / result["images_per_s"], rel=0.01
+        500 * 8 / result["images_per_s"], rel=0.01, abs=0.05
     )
     with pytest.raises(SystemExit):
         cli.main(["speed", "--seconds", "0"])
