@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from app.config import Settings
+from app.main import create_app
 from app.retraining.promotion import evaluate_gates
 from gan.store import ModelStore
 from settings_table import table
@@ -69,3 +71,24 @@ def test_the_stores_candidate_is_the_experiment_tables_v4e_row() -> None:
     assert precision == f"{metrics['precision']:.3f}" and recall == f"{metrics['recall']:.3f}"
     gates = evaluate_gates(Settings(), dict(metrics), dict(store.manifest("mnist-cgan-v4").metrics))
     assert [gate.name for gate in gates if not gate.passed] == ["recall"]
+
+
+def test_every_curl_in_the_readme_names_a_documented_route_and_method() -> None:
+    """A README example that answers 405 or 404 is a broken promise (the estimate example once
+    used GET with a query string; the route takes a POST with a JSON body). The OpenAPI schema
+    holds the routes and methods the service documents."""
+    paths = create_app(Settings()).openapi()["paths"]
+    documented = [
+        (re.compile(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)) + "$"), set(operations))
+        for template, operations in paths.items()
+    ]
+    calls = re.findall(r"curl (-[^\n]*?)?\s*['\"]?localhost:8000(/[^\s'\"?]*)", README.read_text())
+    assert len(calls) > 20
+    for flags, path in calls:
+        method = "post" if "-X POST" in flags else "get"
+        path = path.replace("$JOB_ID", "j1")
+        # A fixed path wins over a template (/jobs/estimate is not the job "estimate").
+        routes = (
+            [paths[path]] if path in paths else [ops for rx, ops in documented if rx.match(path)]
+        )
+        assert any(method in ops for ops in routes), f"{method} {path}"
