@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
-from gan.networks import Generator, GeneratorConfig
+from gan.networks import EVALUATORS, Evaluator, Generator, GeneratorConfig
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -33,6 +33,10 @@ CLASSIFIER_WEIGHTS_FILE = "classifier.safetensors"
 SAMPLES_FILE = "samples.png"
 ACTIVE_POINTER = "ACTIVE"
 CLASSIFIER_DIR = "classifier"
+JUDGE_DIR = "judge"
+# The store's evaluators, by directory, and the architecture each is trained as: the project's
+# classifier, which every manifest's metrics come from, and the independent judge.
+EVALUATOR_ARCHITECTURES = {CLASSIFIER_DIR: "Classifier", JUDGE_DIR: "Judge"}
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 BARE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -86,7 +90,7 @@ class Manifest(BaseModel):
 
 
 def validate_version_name(version: str) -> str:
-    if not VERSION_PATTERN.fullmatch(version) or version == CLASSIFIER_DIR:
+    if not VERSION_PATTERN.fullmatch(version) or version in EVALUATOR_ARCHITECTURES:
         raise InvalidVersionName(
             f"invalid version name {version!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -182,6 +186,21 @@ def build_generator(directory: Path, manifest: Manifest, name: str) -> Generator
         raise IntegrityError(f"{name!r} describes no known architecture: {error!r}") from error
     state = read_weights(directory, manifest, name)
     model = Generator(config)
+    load_state(model, state, name)
+    return model.eval()
+
+
+def build_evaluator(directory: Path, manifest: Manifest, name: str) -> Evaluator:
+    """The evaluator the manifest names (``architecture.name``), with its verified weights, in
+    eval mode."""
+    architecture = EVALUATORS.get(str(manifest.architecture.get("name")))
+    if architecture is None:
+        raise IntegrityError(
+            f"{name!r} names no known evaluator architecture: {manifest.architecture!r}; "
+            f"known: {', '.join(EVALUATORS)}"
+        )
+    state = read_weights(directory, manifest, name)
+    model = architecture()
     load_state(model, state, name)
     return model.eval()
 

@@ -1,5 +1,5 @@
 """Network definitions for 28x28x1 MNIST digits: the conditional generator, its critic, and the
-evaluation classifier. Each network is rebuilt from a small JSON config stored in its manifest."""
+evaluation classifiers. Each network is rebuilt from a small JSON config stored in its manifest."""
 
 from __future__ import annotations
 
@@ -183,9 +183,27 @@ class Discriminator(nn.Module):
         return score, self.classify(h) if self.classify is not None else None
 
 
-class Classifier(nn.Module):
-    """Small CNN used to evaluate generators: its logits give conditional accuracy, its
-    penultimate features (``feature_dim`` wide) give FID and precision/recall."""
+class Evaluator(nn.Module):
+    """A digit classifier that judges generators: its logits give conditional accuracy, its
+    penultimate features (``feature_dim`` wide) give FID and precision/recall. Subclasses build
+    ``body`` (images -> features) and ``head`` (features -> logits)."""
+
+    feature_dim: int
+    body: nn.Module
+    head: nn.Module
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        # images: (N, 1, 28, 28) in [-1, 1] -> (N, feature_dim)
+        out: torch.Tensor = self.body(images)
+        return out
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.features(images))
+        return out
+
+
+class Classifier(Evaluator):
+    """The project's evaluation classifier: two 5x5 convolutions and a 128-wide dense layer."""
 
     feature_dim = 128
 
@@ -207,11 +225,36 @@ class Classifier(nn.Module):
         )
         self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(self.feature_dim, NUM_CLASSES))
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        # images: (N, 1, 28, 28) in [-1, 1] -> (N, feature_dim)
-        out: torch.Tensor = self.body(images)
-        return out
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.head(self.features(images))
-        return out
+def _conv3x3(in_channels: int, out_channels: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class Judge(Evaluator):
+    """The independent judge: another architecture than Classifier's (3x3 convolutions, no dense
+    layer, features pooled over the whole image), trained from another seed, so that a generator
+    tuned against the project's classifier cannot also have been tuned against it."""
+
+    feature_dim = 192
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            *_conv3x3(1, 48),
+            *_conv3x3(48, 48),
+            nn.MaxPool2d(2),  # 14x14
+            *_conv3x3(48, 96),
+            nn.MaxPool2d(2),  # 7x7
+            *_conv3x3(96, self.feature_dim),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),  # (N, 192)
+        )
+        self.head = nn.Linear(self.feature_dim, NUM_CLASSES)
+
+
+# The architecture names an evaluator's manifest records, and the classes they rebuild.
+EVALUATORS: dict[str, type[Evaluator]] = {"Classifier": Classifier, "Judge": Judge}

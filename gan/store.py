@@ -10,6 +10,7 @@ Layout::
         generator.safetensors  # EMA generator weights (no pickle)
         samples.png            # sample grid, one row per digit
       classifier/              # the evaluation classifier, same manifest format
+      judge/                   # the independent judge, another classifier (optional)
       .staging-<token>/        # an entry being written or evaluated (gan.staging): never listed
 
 Every entry is written into a staging directory and renamed into place in one step
@@ -33,7 +34,9 @@ from gan.artifact import (
     BARE_FILE_NAME,
     CLASSIFIER_DIR,
     CLASSIFIER_WEIGHTS_FILE,
+    EVALUATOR_ARCHITECTURES,
     FORMAT_VERSION,
+    JUDGE_DIR,
     MANIFEST_FILE,
     SAMPLES_FILE,
     VERSION_PATTERN,
@@ -45,16 +48,15 @@ from gan.artifact import (
     VersionActive,
     VersionExists,
     VersionNotFound,
+    build_evaluator,
     build_generator,
-    load_state,
     new_version_name,
     read_manifest,
-    read_weights,
     sha256_bytes,
     validate_version_name,
     write_atomic,
 )
-from gan.networks import Classifier, Generator
+from gan.networks import Evaluator, Generator
 from gan.staging import ExtraFiles, StagedVersion, move_out_of_sight, remove_leftovers, stage
 
 __all__ = [
@@ -62,7 +64,9 @@ __all__ = [
     "BARE_FILE_NAME",
     "CLASSIFIER_DIR",
     "CLASSIFIER_WEIGHTS_FILE",
+    "EVALUATOR_ARCHITECTURES",
     "FORMAT_VERSION",
+    "JUDGE_DIR",
     "MANIFEST_FILE",
     "SAMPLES_FILE",
     "VERSION_PATTERN",
@@ -121,7 +125,8 @@ class ModelStore:
         found = []
         for entry in sorted(self.root.iterdir()):
             name = entry.name
-            if name == CLASSIFIER_DIR or not VERSION_PATTERN.fullmatch(name) or not entry.is_dir():
+            evaluator = name in EVALUATOR_ARCHITECTURES
+            if evaluator or not VERSION_PATTERN.fullmatch(name) or not entry.is_dir():
                 continue
             try:
                 found.append(VersionEntry(name, self.manifest(name), None))
@@ -150,18 +155,26 @@ class ModelStore:
         model = build_generator(self.version_dir(version), manifest, version)
         return LoadedGenerator(version, manifest, model.to(device))
 
-    def classifier_manifest(self) -> Manifest:
+    def classifier_manifest(self, evaluator: str = CLASSIFIER_DIR) -> Manifest:
+        """The manifest of one of the store's evaluators: the classifier, or the judge."""
+        if evaluator not in EVALUATOR_ARCHITECTURES:
+            raise InvalidVersionName(
+                f"no evaluator {evaluator!r}: use one of {', '.join(EVALUATOR_ARCHITECTURES)}"
+            )
         try:
-            return read_manifest(self.root / CLASSIFIER_DIR, CLASSIFIER_DIR, "classifier")
+            return read_manifest(self.root / evaluator, evaluator, "classifier")
         except VersionNotFound as error:
-            raise VersionNotFound(f"no classifier in {self.root}: train one first") from error
+            flag = "" if evaluator == CLASSIFIER_DIR else f" --evaluator {evaluator}"
+            raise VersionNotFound(
+                f"no {evaluator} in {self.root}: train one first "
+                f"(python -m training train-classifier{flag})"
+            ) from error
 
-    def load_classifier(self, device: torch.device | str = "cpu") -> Classifier:
-        manifest = self.classifier_manifest()
-        state = read_weights(self.root / CLASSIFIER_DIR, manifest, CLASSIFIER_DIR)
-        model = Classifier()
-        load_state(model, state, CLASSIFIER_DIR)
-        return model.to(device).eval()
+    def load_classifier(
+        self, evaluator: str = CLASSIFIER_DIR, device: torch.device | str = "cpu"
+    ) -> Evaluator:
+        manifest = self.classifier_manifest(evaluator)
+        return build_evaluator(self.root / evaluator, manifest, evaluator).to(device)
 
     # ----- writing -------------------------------------------------------------------------
     def stage(
@@ -224,7 +237,12 @@ class ModelStore:
 
     def _final_dir(self, manifest: Manifest) -> Path:
         if manifest.kind == "classifier":
-            return self.root / CLASSIFIER_DIR
+            if manifest.version not in EVALUATOR_ARCHITECTURES:
+                raise InvalidVersionName(
+                    f"a classifier is published as one of {', '.join(EVALUATOR_ARCHITECTURES)}, "
+                    f"not {manifest.version!r}"
+                )
+            return self.root / manifest.version
         final = self.version_dir(manifest.version)
         if final.exists():
             raise VersionExists(f"model version {manifest.version!r} already exists")

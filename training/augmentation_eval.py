@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gan.networks import NUM_CLASSES, Classifier
+from gan.networks import NUM_CLASSES, Evaluator
 from gan.store import ModelStore
 from training.classifier import accuracy, fit_classifier
 from training.data import Split, load_split
@@ -67,7 +67,7 @@ def concat(a: Split, b: Split) -> Split:
     return Split(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]))
 
 
-def train_for_steps(train: Split, steps: int, seed: int) -> Classifier:
+def train_for_steps(train: Split, steps: int, seed: int) -> Evaluator:
     """The same optimiser budget whatever the data set's size: epochs = steps / batches."""
     batches = max(1, len(train) // BATCH_SIZE)
     return fit_classifier(

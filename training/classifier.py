@@ -1,18 +1,25 @@
-"""Training the evaluation classifier (the generator's judge), published into the model store."""
+"""Training the store's evaluators, the generators' judges: the project's classifier, and the
+independent judge (another architecture, another seed), published into the model store."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from gan.networks import Classifier
+from gan.networks import EVALUATORS, Evaluator
 from gan.sampling import from_uint8
-from gan.store import CLASSIFIER_DIR, CLASSIFIER_WEIGHTS_FILE, Manifest, ModelStore
+from gan.store import (
+    CLASSIFIER_DIR,
+    CLASSIFIER_WEIGHTS_FILE,
+    EVALUATOR_ARCHITECTURES,
+    Manifest,
+    ModelStore,
+)
 from training.data import Split, checksums, load_split
 
 
 @torch.inference_mode()
-def accuracy(model: Classifier, split: Split, batch_size: int = 1000) -> float:
+def accuracy(model: Evaluator, split: Split, batch_size: int = 1000) -> float:
     model.eval()
     correct = 0
     for start in range(0, len(split), batch_size):
@@ -22,11 +29,17 @@ def accuracy(model: Classifier, split: Split, batch_size: int = 1000) -> float:
 
 
 def fit_classifier(
-    train: Split, epochs: int = 3, batch_size: int = 128, lr: float = 1e-3, seed: int = 0
-) -> Classifier:
-    """Train a fresh Classifier on ``train`` (one-cycle Adam, random shifts of up to 2 pixels)."""
+    train: Split,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    architecture: str = "Classifier",
+) -> Evaluator:
+    """Train a fresh evaluator of ``architecture`` (a name in ``gan.networks.EVALUATORS``) on
+    ``train``: one-cycle Adam, random shifts of up to 2 pixels."""
     torch.manual_seed(seed)
-    model = Classifier()
+    model = EVALUATORS[architecture]()
     optimizer = torch.optim.Adam(model.parameters(), lr)
     steps_per_epoch = max(1, len(train) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -57,16 +70,20 @@ def train_classifier(
     lr: float = 1e-3,
     seed: int = 0,
     limit_samples: int | None = None,
+    evaluator: str = CLASSIFIER_DIR,
 ) -> dict[str, float]:
+    """Train the store's ``evaluator`` (``classifier`` or ``judge``: its architecture follows)
+    and publish it in place of the one there."""
+    architecture = EVALUATOR_ARCHITECTURES[evaluator]
     train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
     if limit_samples is not None:
         train = Split(train.images[:limit_samples], train.labels[:limit_samples])
-    model = fit_classifier(train, epochs, batch_size, lr, seed)
+    model = fit_classifier(train, epochs, batch_size, lr, seed, architecture)
     metrics = {"test_accuracy": accuracy(model, test)}
     manifest = Manifest(
         kind="classifier",
-        version=CLASSIFIER_DIR,
-        architecture={"name": "Classifier", "feature_dim": Classifier.feature_dim},
+        version=evaluator,
+        architecture={"name": architecture, "feature_dim": model.feature_dim},
         weights_file=CLASSIFIER_WEIGHTS_FILE,
         weights_sha256="",
         training={"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed},

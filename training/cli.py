@@ -27,7 +27,7 @@ import torch
 from gan.imaging import encode_png, tile
 from gan.networks import DiscriminatorConfig, GeneratorConfig
 from gan.sampling import latents_for_seeds, to_uint8
-from gan.store import ModelStore, StoreError, VersionNotFound
+from gan.store import CLASSIFIER_DIR, ModelStore, StoreError, VersionNotFound
 from training.augment import parse_policy
 from training.config import TrainConfig
 from training.data import DataError, checksums, download
@@ -161,17 +161,17 @@ def run_speed(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    """Score a version; the manifest keeps the canonical evaluation (seed 0, truncation 1), and
-    another seed set or truncation is printed only."""
+    """Score a version; the manifest keeps the canonical evaluation (the classifier's, seed 0,
+    truncation 1), and another seed set, truncation or evaluator is printed only."""
     from training.evaluate import score
 
     store = ModelStore(args.store)
     version = known_version(store, args.version)
     generator = store.load_generator(version).model
     metrics: dict[str, Any] = score(
-        generator, store, args.data_dir, args.per_digit, args.seed, args.truncation
+        generator, store, args.data_dir, args.per_digit, args.seed, args.truncation, args.evaluator
     )
-    if args.seed == 0 and args.truncation == 1.0:
+    if args.seed == 0 and args.truncation == 1.0 and args.evaluator == CLASSIFIER_DIR:
         store.update_metrics(version, metrics)
     if args.json:
         print(json.dumps(metrics))
@@ -236,6 +236,7 @@ def run_train_classifier(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         seed=args.seed,
         limit_samples=args.limit_samples,
+        evaluator=args.evaluator,
     )
     print(json.dumps(metrics))
 

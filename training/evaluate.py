@@ -1,5 +1,6 @@
-"""Sample-quality metrics from the project's classifier: conditional accuracy, FID,
-precision/recall (Kynkaanniemi et al., 2019, k=3) and within-digit diversity."""
+"""Sample-quality metrics from one of the store's evaluators (the project's classifier, or the
+independent judge): conditional accuracy, FID, precision/recall (Kynkaanniemi et al., 2019, k=3)
+and within-digit diversity."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 
 import torch
 
-from gan.networks import NUM_CLASSES, Classifier, Generator
+from gan.networks import NUM_CLASSES, Evaluator, Generator
 from gan.sampling import from_uint8, latents_for_seeds, to_uint8
-from gan.store import ModelStore
+from gan.store import CLASSIFIER_DIR, ModelStore
 from training.data import Split, load_split
 
 NEIGHBOURS = 3
@@ -37,7 +38,7 @@ def generate_per_digit(
 
 
 @torch.inference_mode()
-def classify(classifier: Classifier, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def classify(classifier: Evaluator, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (N, 28, 28) -> (features (N, F) float64, predicted digits (N,))."""
     features, predictions = [], []
     for start in range(0, len(images), 1000):
@@ -104,7 +105,7 @@ def diversity_ratio(fake: Split, real: Split, pairs: int = 2000) -> float:
     return sum(ratios) / len(ratios)
 
 
-def evaluate_samples(classifier: Classifier, fake: Split, real_test: Split) -> dict[str, Any]:
+def evaluate_samples(classifier: Evaluator, fake: Split, real_test: Split) -> dict[str, Any]:
     fake_features, predictions = classify(classifier, fake.images)
     real_features, _ = classify(classifier, real_test.images)
     precision, recall = precision_recall(real_features, fake_features)
@@ -145,7 +146,7 @@ def per_digit_metrics(
 
 
 def real_data_floors(
-    classifier: Classifier, real_train: Split, real_test: Split, count: int
+    classifier: Evaluator, real_train: Split, real_test: Split, count: int
 ) -> tuple[float, list[float]]:
     """FID of ``count`` real training digits against the real test digits (the best reachable),
     overall and for each digit (its training digits among them against its test digits)."""
@@ -169,16 +170,17 @@ def score(
     per_digit: int,
     seed: int = 0,
     truncation: float = 1.0,
+    evaluator: str = CLASSIFIER_DIR,
 ) -> dict[str, Any]:
-    """Every metric of a generator, judged by the store's classifier on ``per_digit`` samples
+    """Every metric of a generator, judged by the store's ``evaluator`` on ``per_digit`` samples
     of each digit from ``seed`` on: what a version's manifest records (with the classifier's
-    sha256) when ``seed`` is 0 and ``truncation`` 1."""
-    classifier = store.load_classifier()
+    sha256) when ``seed`` is 0, ``truncation`` 1 and the evaluator the project's classifier."""
+    classifier = store.load_classifier(evaluator)
     train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
     fake = generate_per_digit(generator, per_digit, seed, truncation=truncation)
     metrics: dict[str, Any] = evaluate_samples(classifier, fake, test)
     metrics["fid_real_floor"], digit_floors = real_data_floors(classifier, train, test, len(fake))
     for row, floor in zip(metrics["per_digit"], digit_floors, strict=True):
         row["fid_real_floor"] = floor
-    metrics["classifier_sha256"] = store.classifier_manifest().weights_sha256
+    metrics["classifier_sha256"] = store.classifier_manifest(evaluator).weights_sha256
     return metrics

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import get_args
 
 from gan.networks import NUM_CLASSES, GeneratorConfig, Upsampling
+from gan.store import CLASSIFIER_DIR, EVALUATOR_ARCHITECTURES
 from training.augment import parse_policy
 from training.config import Loss, Precision, TrainConfig
 from training.data import DATA_DIR_ENV
@@ -104,10 +105,16 @@ COMMANDS = {
         "measure training throughput on random data, as one JSON line",
         "It times train's networks, losses, optimisers and device; needs no data, writes nothing.",
     ),
-    "train-classifier": ("train the evaluation classifier (evaluate's judge) into the store", ""),
+    "train-classifier": (
+        "train one of evaluate's evaluators into the store",
+        "--evaluator classifier (the default) trains the project's classifier, whose scores every"
+        " manifest records; --evaluator judge the independent judge, another architecture (train"
+        " it from another --seed), which evaluate --evaluator judge scores with.",
+    ),
     "evaluate": (
         "score a version, write the metrics into its manifest",
-        "The store's classifier judges: conditional accuracy, FID, precision, recall, diversity.",
+        "The store's classifier judges: conditional accuracy, FID, precision, recall, diversity."
+        " With --evaluator judge the independent judge does, and the scores are printed only.",
     ),
     "sample": (
         "write samples of a version as a PNG grid or an .npz archive",
@@ -283,7 +290,13 @@ def _classifier_options(classifier: argparse.ArgumentParser) -> None:
     add = classifier.add_argument
     add("--epochs", type=int, default=3, metavar="N", help="passes over the training digits")
     add("--seed", type=int, default=0, help="seeds the weights and the data order")
+    _add_evaluator(classifier, "which evaluator to train")
     _add_limit_samples(classifier)
+
+
+def _add_evaluator(parser: argparse.ArgumentParser, text: str) -> None:
+    choices = list(EVALUATOR_ARCHITECTURES)
+    parser.add_argument("--evaluator", choices=choices, default=CLASSIFIER_DIR, help=text)
 
 
 def _evaluate_options(evaluate: argparse.ArgumentParser) -> None:
@@ -297,6 +310,8 @@ def _evaluate_options(evaluate: argparse.ArgumentParser) -> None:
     text = "the latents' scale, 0 < T <= 1, as /generate's; the manifest keeps only 1's scores"
     evaluate.add_argument("--truncation", type=truncation, default=1.0, metavar="T", help=text)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    text = "who scores: the project's classifier, or the independent judge (printed only)"
+    _add_evaluator(evaluate, text)
 
 
 def _sample_options(sample: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gan.networks import Classifier
+from gan.networks import Evaluator
 from gan.restoration import DEFAULT_RESTARTS, DEFAULT_STEPS, restore, restore_batch
 from gan.store import ModelStore
 from training.data import Split, load_split
@@ -93,7 +93,7 @@ def masked_rmse(result: torch.Tensor, original: torch.Tensor, missing: torch.Ten
 def evaluate_damage(
     name: str,
     generator: torch.nn.Module,
-    classifier: Classifier,
+    classifier: Evaluator,
     digits: Split,
     missing: torch.Tensor,
     options: Options,

@@ -7,7 +7,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from gan.networks import ConditionalBatchNorm2d, Generator, GeneratorConfig, Upsampling
+from gan.networks import (
+    EVALUATORS,
+    ConditionalBatchNorm2d,
+    Generator,
+    GeneratorConfig,
+    Upsampling,
+)
 from support.models import TINY_GENERATOR
 
 
@@ -46,3 +52,23 @@ def test_conditional_norm_carries_the_digit() -> None:
 def test_config_round_trips_through_its_dict() -> None:
     config = GeneratorConfig(upsampling="nearest", conditional_norm=True)
     assert GeneratorConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("name", sorted(EVALUATORS))
+def test_each_evaluator_gives_features_and_digit_logits(name: str) -> None:
+    torch.manual_seed(0)
+    evaluator = EVALUATORS[name]().eval()
+    images = torch.rand(3, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        features, logits = evaluator.features(images), evaluator(images)
+    assert features.shape == (3, evaluator.feature_dim) and logits.shape == (3, 10)
+    assert torch.equal(logits, evaluator.head(features))
+
+
+def test_the_judge_is_another_network_than_the_classifier() -> None:
+    shapes = {
+        name: sorted(tuple(p.shape) for p in network().parameters())
+        for name, network in EVALUATORS.items()
+    }
+    assert shapes["Judge"] != shapes["Classifier"]
+    assert EVALUATORS["Judge"].feature_dim != EVALUATORS["Classifier"].feature_dim

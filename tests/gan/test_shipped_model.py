@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan.networks import NUM_CLASSES, Classifier
+from gan.networks import NUM_CLASSES, Evaluator
 from gan.sampling import from_uint8, latents_for_seeds, to_uint8
 from gan.store import LoadedGenerator, ModelStore
 from training.data import DECOMPRESSED_MD5
@@ -24,13 +24,13 @@ def shipped_store() -> ModelStore:
 
 
 @pytest.fixture(scope="module")
-def shipped(shipped_store: ModelStore) -> tuple[LoadedGenerator, Classifier]:
+def shipped(shipped_store: ModelStore) -> tuple[LoadedGenerator, Evaluator]:
     version = shipped_store.active_version()
     return shipped_store.load_generator(version), shipped_store.load_classifier()
 
 
 def test_shipped_model_loads(
-    shipped_store: ModelStore, shipped: tuple[LoadedGenerator, Classifier]
+    shipped_store: ModelStore, shipped: tuple[LoadedGenerator, Evaluator]
 ) -> None:
     loaded, classifier = shipped
     assert loaded.version == shipped_store.active_version()
@@ -43,7 +43,7 @@ def test_shipped_model_loads(
 
 
 @torch.inference_mode()
-def test_shipped_model_draws_the_asked_digit(shipped: tuple[LoadedGenerator, Classifier]) -> None:
+def test_shipped_model_draws_the_asked_digit(shipped: tuple[LoadedGenerator, Evaluator]) -> None:
     loaded, classifier = shipped
     seeds = list(range(SAMPLES_PER_DIGIT))
     accuracy = {}

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from gan.artifact import write_atomic
-from gan.networks import Classifier, Generator
+from gan.networks import Classifier, Generator, Judge
 from gan.sampling import latents_for_seeds
 from gan.store import (
     ACTIVE_POINTER,
     CLASSIFIER_DIR,
     CLASSIFIER_WEIGHTS_FILE,
+    JUDGE_DIR,
     MANIFEST_FILE,
     WEIGHTS_FILE,
     IntegrityError,
@@ -28,9 +29,12 @@ from gan.store import (
     sha256_bytes,
     validate_version_name,
 )
-from support.models import TINY_GENERATOR, TINY_VERSION, tiny_generator
+from support.models import TINY_GENERATOR, TINY_VERSION, evaluator_manifest, tiny_generator
 
-INVALID_NAMES = ["../x", "a/b", "", ".hidden", "..", "-x", "a b", "x" * 65, CLASSIFIER_DIR, "é"]
+INVALID_NAMES = [
+    *["../x", "a/b", "", ".hidden", "..", "-x", "a b", "x" * 65, "é"],
+    *[CLASSIFIER_DIR, JUDGE_DIR],  # the evaluators' directories
+]
 
 
 def generator_manifest(version: str, **fields: object) -> Manifest:
@@ -279,15 +283,7 @@ def test_versions_and_active(tmp_path: Path) -> None:
     publish_tiny(store, "a", seed=1, created_at="2024-01-02T00:00:00+00:00", parent="b")
     publish_tiny(store, "c", seed=2, created_at="2024-01-02T00:00:00+00:00")
     # Not versions: the classifier, a directory without a manifest, a staging leftover, a file.
-    store.publish(
-        Manifest(
-            kind="classifier",
-            version=CLASSIFIER_DIR,
-            weights_file=CLASSIFIER_WEIGHTS_FILE,
-            weights_sha256="",
-        ),
-        Classifier().state_dict(),
-    )
+    store.publish(evaluator_manifest(), Classifier().state_dict())
     (store.root / "empty").mkdir()
     (store.root / ".tmp-0123").mkdir()
     (store.root / "notes.txt").write_text("hello")
@@ -352,24 +348,12 @@ def test_update_metrics_merges_into_the_manifest(tiny_store: ModelStore) -> None
     ] == []
 
 
-def classifier_manifest(**fields: object) -> Manifest:
-    return Manifest.model_validate(
-        {
-            "kind": "classifier",
-            "version": CLASSIFIER_DIR,
-            "weights_file": CLASSIFIER_WEIGHTS_FILE,
-            "weights_sha256": "",
-            **fields,
-        }
-    )
-
-
 def test_classifier_round_trip_and_replacement(tiny_store: ModelStore) -> None:
     with pytest.raises(VersionNotFound, match="no classifier"):
         tiny_store.load_classifier()
     torch.manual_seed(0)
     first = Classifier().eval()
-    tiny_store.publish(classifier_manifest(metrics={"test_accuracy": 0.5}), first.state_dict())
+    tiny_store.publish(evaluator_manifest(metrics={"test_accuracy": 0.5}), first.state_dict())
     images = torch.rand(4, 1, 28, 28) * 2 - 1
     loaded = tiny_store.load_classifier()
     assert not loaded.training
@@ -378,7 +362,7 @@ def test_classifier_round_trip_and_replacement(tiny_store: ModelStore) -> None:
 
     # Publishing a classifier again replaces it (it is not versioned).
     second = Classifier().eval()
-    tiny_store.publish(classifier_manifest(metrics={"test_accuracy": 0.9}), second.state_dict())
+    tiny_store.publish(evaluator_manifest(metrics={"test_accuracy": 0.9}), second.state_dict())
     assert tiny_store.classifier_manifest().metrics == {"test_accuracy": 0.9}
     with torch.inference_mode():
         assert torch.equal(tiny_store.load_classifier()(images), second(images))
@@ -390,6 +374,40 @@ def test_classifier_round_trip_and_replacement(tiny_store: ModelStore) -> None:
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
     with pytest.raises(IntegrityError, match="sha256 mismatch"):
         tiny_store.load_classifier()
+
+
+def test_the_judge_is_a_second_evaluator_beside_the_classifier(tiny_store: ModelStore) -> None:
+    with pytest.raises(VersionNotFound, match="train-classifier --evaluator judge"):
+        tiny_store.load_classifier(JUDGE_DIR)
+    torch.manual_seed(0)
+    judge, classifier = Judge().eval(), Classifier().eval()
+    tiny_store.publish(evaluator_manifest(JUDGE_DIR), judge.state_dict())
+    tiny_store.publish(evaluator_manifest(), classifier.state_dict())
+    loaded = tiny_store.load_classifier(JUDGE_DIR)
+    assert isinstance(loaded, Judge) and isinstance(tiny_store.load_classifier(), Classifier)
+    images = torch.rand(4, 1, 28, 28) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(loaded(images), judge(images))
+        assert loaded.features(images).shape == (4, Judge.feature_dim)
+    assert [m.version for m in tiny_store.versions()] == [TINY_VERSION]
+    assert tiny_store.broken() == {}
+    with pytest.raises(InvalidVersionName, match="no evaluator 'tiny'"):
+        tiny_store.load_classifier(TINY_VERSION)
+    with pytest.raises(InvalidVersionName, match="not 'other'"):
+        tiny_store.publish(evaluator_manifest(version="other"), judge.state_dict())
+
+
+@pytest.mark.parametrize(
+    ("architecture", "problem"),
+    [({"name": "Pickle"}, "names no known evaluator"), ({"name": "Classifier"}, "do not fit")],
+)
+def test_a_judge_of_another_architecture_is_refused(
+    tiny_store: ModelStore, architecture: dict[str, str], problem: str
+) -> None:
+    manifest = evaluator_manifest(JUDGE_DIR, architecture=architecture)
+    tiny_store.publish(manifest, Judge().state_dict())
+    with pytest.raises(IntegrityError, match=problem):
+        tiny_store.load_classifier(JUDGE_DIR)
 
 
 def test_write_atomic_replaces_bytes_or_text_whole_and_leaves_no_scratch(tmp_path: Path) -> None:

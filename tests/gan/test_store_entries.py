@@ -19,7 +19,6 @@ from gan.staging import STAGING_PREFIX
 from gan.store import (
     ACTIVE_POINTER,
     CLASSIFIER_DIR,
-    CLASSIFIER_WEIGHTS_FILE,
     MANIFEST_FILE,
     WEIGHTS_FILE,
     IntegrityError,
@@ -32,7 +31,7 @@ from gan.store import (
     sha256_bytes,
 )
 from gan.testing import publish_random_generator
-from support.models import TINY_GENERATOR, TINY_VERSION, tiny_generator
+from support.models import TINY_GENERATOR, TINY_VERSION, evaluator_manifest, tiny_generator
 
 Corruption = Callable[[Path], object]
 
@@ -109,11 +108,7 @@ def test_weights_with_the_right_sha256_but_not_safetensors_are_refused(
 def test_a_generator_manifest_in_the_classifier_directory_is_refused(
     tiny_store: ModelStore,
 ) -> None:
-    classifier = Manifest(
-        kind="classifier", version=CLASSIFIER_DIR, weights_file=CLASSIFIER_WEIGHTS_FILE,
-        weights_sha256="",
-    )  # fmt: skip
-    tiny_store.publish(classifier, Classifier().state_dict())
+    tiny_store.publish(evaluator_manifest(), Classifier().state_dict())
     edit(lambda m: m.update(kind="generator"))(tiny_store.root / CLASSIFIER_DIR)
     with pytest.raises(IntegrityError, match="a generator, not a classifier"):
         tiny_store.load_classifier()

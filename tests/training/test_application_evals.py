@@ -12,8 +12,9 @@ import torch
 from app.config import Settings
 from gan.networks import Classifier
 from gan.restoration import DEFAULT_RESTARTS, DEFAULT_STEPS
-from gan.store import CLASSIFIER_DIR, CLASSIFIER_WEIGHTS_FILE, Manifest, ModelStore
+from gan.store import ModelStore
 from support.app import preserved_process_state
+from support.models import evaluator_manifest
 from training import augmentation_eval, restoration_eval
 from training.data import Split
 
@@ -55,13 +56,7 @@ def test_smoke_runs_print_tables(tiny_store: ModelStore, mnist_dir: Path) -> Non
 
 def smoke_runs(tiny_store: ModelStore, mnist_dir: Path) -> None:
     torch.manual_seed(0)
-    classifier = Manifest(
-        kind="classifier",
-        version=CLASSIFIER_DIR,
-        weights_file=CLASSIFIER_WEIGHTS_FILE,
-        weights_sha256="",
-    )
-    tiny_store.publish(classifier, Classifier().state_dict())
+    tiny_store.publish(evaluator_manifest(), Classifier().state_dict())
     store, data = str(tiny_store.root), str(mnist_dir)
     augmentation = augmentation_eval.run(
         augmentation_eval.Options(data, store, None, 50, 2, 2, 1, 0, 0)

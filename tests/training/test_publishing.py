@@ -16,18 +16,15 @@ import pytest
 
 from gan.networks import Classifier
 from gan.staging import STAGING_PREFIX
-from gan.store import CLASSIFIER_DIR, CLASSIFIER_WEIGHTS_FILE, Manifest, ModelStore
+from gan.store import ModelStore
+from support.models import evaluator_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def store_with_a_classifier(root: Path) -> ModelStore:
     store = ModelStore(root)
-    classifier = Manifest(
-        kind="classifier", version=CLASSIFIER_DIR, weights_file=CLASSIFIER_WEIGHTS_FILE,
-        weights_sha256="",
-    )  # fmt: skip
-    store.publish(classifier, Classifier().state_dict())
+    store.publish(evaluator_manifest(), Classifier().state_dict())
     return store
 
 

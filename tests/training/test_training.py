@@ -23,6 +23,7 @@ from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import (
     ACTIVE_POINTER,
     CLASSIFIER_DIR,
+    JUDGE_DIR,
     MANIFEST_FILE,
     SAMPLES_FILE,
     WEIGHTS_FILE,
@@ -437,6 +438,37 @@ def test_cli_train_classifier_then_evaluate(
     other = json.loads(capsys.readouterr().out)
     assert other["fid"] != kept["fid"]
     assert tiny_store.manifest(TINY_VERSION).metrics == kept
+
+
+def test_cli_the_independent_judge_scores_without_touching_the_manifest(
+    tiny_store: ModelStore, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, data = str(tiny_store.root), str(mnist_dir)
+    scoring = ["evaluate", TINY_VERSION, "--store", root, "--data-dir", data, "--per-digit", "10",
+               "--json"]  # fmt: skip
+    with pytest.raises(SystemExit, match="error: no judge"):
+        cli.main([*scoring, "--evaluator", "judge"])
+    training = ["train-classifier", "--store", root, "--data-dir", data, "--epochs", "1",
+                "--limit-samples", "128"]  # fmt: skip
+    cli.main(training)
+    cli.main([*training, "--evaluator", "judge", "--seed", "1"])
+    capsys.readouterr()
+    judge = tiny_store.classifier_manifest(JUDGE_DIR)
+    assert judge.architecture == {"name": "Judge", "feature_dim": 192}
+    assert judge.training["seed"] == 1
+    assert judge.weights_sha256 != tiny_store.classifier_manifest().weights_sha256
+
+    cli.main(scoring)
+    by_classifier = json.loads(capsys.readouterr().out)
+    cli.main([*scoring, "--evaluator", "judge"])
+    by_judge = json.loads(capsys.readouterr().out)
+    assert by_judge["classifier_sha256"] == judge.weights_sha256
+    assert set(by_judge) == set(by_classifier)
+    assert by_judge["fid"] != by_classifier["fid"]
+    # The same samples: the pixel-space diversity does not depend on who judges.
+    assert by_judge["diversity"] == by_classifier["diversity"]
+    # The manifest keeps the project classifier's scores.
+    assert tiny_store.manifest(TINY_VERSION).metrics == by_classifier
 
 
 def test_cli_train_evaluate_activate(
