@@ -173,7 +173,20 @@ def run_evaluate(args: argparse.Namespace) -> None:
     )
     if args.seed == 0 and args.truncation == 1.0 and args.evaluator == CLASSIFIER_DIR:
         store.update_metrics(version, metrics)
-    if args.json:
+    print_metrics(metrics, args.json)
+
+
+def run_reference(args: argparse.Namespace) -> None:
+    from training.evaluate import real_reference
+
+    store = ModelStore(args.store)
+    metrics = real_reference(store, args.data_dir, args.per_digit, args.seed, args.evaluator)
+    print_metrics(metrics, args.json)
+
+
+def print_metrics(metrics: dict[str, Any], as_json: bool) -> None:
+    """One JSON line, or a table of the overall metrics and one of each digit's."""
+    if as_json:
         print(json.dumps(metrics))
         return
     print(f"{'metric':<24}{'value':>12}")
@@ -183,12 +196,11 @@ def run_evaluate(args: argparse.Namespace) -> None:
         print(
             f"{key:<24}{value:>12.4f}" if isinstance(value, float) else f"{key:<24}{value!s:>12.12}"
         )
-    print(f"\n{'digit':<8}{'accuracy':>10}{'FID':>10}{'floor':>10}")
+    floors = all("fid_real_floor" in row for row in metrics["per_digit"])
+    print(f"\n{'digit':<8}{'accuracy':>10}{'FID':>10}" + (f"{'floor':>10}" if floors else ""))
     for row in metrics["per_digit"]:
-        print(
-            f"{row['digit']:<8}{row['accuracy']:>10.4f}{row['fid']:>10.2f}"
-            f"{row['fid_real_floor']:>10.2f}"
-        )
+        floor = f"{row['fid_real_floor']:>10.2f}" if floors else ""
+        print(f"{row['digit']:<8}{row['accuracy']:>10.4f}{row['fid']:>10.2f}{floor}")
 
 
 def run_sample(args: argparse.Namespace) -> None:
@@ -252,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
             run_train_classifier(args)
         elif args.command == "evaluate":
             run_evaluate(args)
+        elif args.command == "reference":
+            run_reference(args)
         elif args.command == "sample":
             run_sample(args)
         elif args.command == "activate":

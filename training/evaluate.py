@@ -163,6 +163,29 @@ def real_data_floors(
     return frechet_distance(test_features, train_features), per_digit
 
 
+def real_reference(
+    store: ModelStore,
+    data_dir: str | Path | None,
+    per_digit: int,
+    seed: int = 0,
+    evaluator: str = CLASSIFIER_DIR,
+) -> dict[str, Any]:
+    """Real training digits scored as a generator's samples are: ``per_digit`` of each digit
+    (all of a digit's if it has fewer), drawn by ``seed``, against the real test digits. What
+    a perfect generator would reach, the reference a generator's metrics are stated beside."""
+    classifier = store.load_classifier(evaluator)
+    train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
+    rng = torch.Generator().manual_seed(seed)
+    picks = []
+    for digit in range(NUM_CLASSES):
+        of_digit = (train.labels == digit).nonzero().squeeze(1)
+        picks.append(of_digit[torch.randperm(len(of_digit), generator=rng)[:per_digit]])
+    chosen = torch.cat(picks)
+    metrics = evaluate_samples(classifier, Split(train.images[chosen], train.labels[chosen]), test)
+    metrics["classifier_sha256"] = store.classifier_manifest(evaluator).weights_sha256
+    return metrics
+
+
 def score(
     generator: Generator,
     store: ModelStore,

@@ -116,6 +116,12 @@ COMMANDS = {
         "The store's classifier judges: conditional accuracy, FID, precision, recall, diversity."
         " With --evaluator judge the independent judge does, and the scores are printed only.",
     ),
+    "reference": (
+        "score real training digits as evaluate scores samples: the numbers to state beside them",
+        "N training digits of each digit (drawn by --seed) against the test digits, every metric"
+        " of evaluate: what a perfect generator would reach, by the chosen evaluator. Writes"
+        " nothing.",
+    ),
     "sample": (
         "write samples of a version as a PNG grid or an .npz archive",
         "Sample i is drawn from seed SEED + i, as the service draws it.",
@@ -300,18 +306,29 @@ def _add_evaluator(parser: argparse.ArgumentParser, text: str) -> None:
 
 
 def _evaluate_options(evaluate: argparse.ArgumentParser) -> None:
-    _add_store(evaluate)
-    _add_data_dir(evaluate)
     evaluate.add_argument("version", help="the version to score")
-    text = "samples of each digit to score"
-    evaluate.add_argument("--per-digit", type=at_least(2), default=1000, metavar="N", help=text)
+    _scoring_options(evaluate, "samples of each digit to score")
     text = "first seed of the sample set; the manifest keeps only seed 0's scores"
     evaluate.add_argument("--seed", type=at_least(0), default=0, help=text)
     text = "the latents' scale, 0 < T <= 1, as /generate's; the manifest keeps only 1's scores"
     evaluate.add_argument("--truncation", type=truncation, default=1.0, metavar="T", help=text)
-    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     text = "who scores: the project's classifier, or the independent judge (printed only)"
     _add_evaluator(evaluate, text)
+
+
+def _reference_options(reference: argparse.ArgumentParser) -> None:
+    _scoring_options(reference, "training digits of each digit to score (at most all of them)")
+    text = "seeds the choice of training digits"
+    reference.add_argument("--seed", type=at_least(0), default=0, help=text)
+    _add_evaluator(reference, "who scores: the project's classifier, or the independent judge")
+
+
+def _scoring_options(parser: argparse.ArgumentParser, per_digit: str) -> None:
+    _add_store(parser)
+    _add_data_dir(parser)
+    add = parser.add_argument
+    add("--per-digit", type=at_least(2), default=1000, metavar="N", help=per_digit)
+    add("--json", action="store_true", help="print the metrics as JSON")
 
 
 def _sample_options(sample: argparse.ArgumentParser) -> None:
@@ -342,6 +359,7 @@ _OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "speed": _speed_options,
     "train-classifier": _classifier_options,
     "evaluate": _evaluate_options,
+    "reference": _reference_options,
     "sample": _sample_options,
     "activate": _activate_options,
     "download": _download_options,

@@ -470,6 +470,23 @@ def test_cli_the_independent_judge_scores_without_touching_the_manifest(
     # The manifest keeps the project classifier's scores.
     assert tiny_store.manifest(TINY_VERSION).metrics == by_classifier
 
+    # The real-data reference, by either evaluator: real digits against real digits score far
+    # closer than a random generator's samples, and are as diverse as real digits are.
+    for evaluator, by_version in (("classifier", by_classifier), ("judge", by_judge)):
+        cli.main(["reference", "--store", root, "--data-dir", data, "--per-digit", "10",
+                  "--evaluator", evaluator, "--json"])  # fmt: skip
+        reference = json.loads(capsys.readouterr().out)
+        assert reference["samples"] == 100
+        assert reference["fid"] < by_version["fid"] and reference["recall"] > by_version["recall"]
+        assert reference["diversity"] == pytest.approx(1.0, abs=0.2)
+        assert reference["classifier_sha256"] == by_version["classifier_sha256"]
+    assert tiny_store.manifest(TINY_VERSION).metrics == by_classifier
+    # All of a digit's training digits when it has fewer than asked (the fixture has 20).
+    cli.main(["reference", "--store", root, "--data-dir", data, "--per-digit", "50"])
+    table = capsys.readouterr().out.splitlines()
+    assert ["samples", "200"] in [line.split() for line in table]
+    assert ["digit", "accuracy", "FID"] in [line.split() for line in table]
+
 
 def test_cli_train_evaluate_activate(
     tmp_path: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
