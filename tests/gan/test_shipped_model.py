@@ -1,5 +1,6 @@
 """The model shipped in the repository's model_store: it loads, verifies, and draws the digits it
-is asked for (judged by the shipped evaluation classifier)."""
+is asked for (judged by each shipped evaluator: the project's classifier and the independent
+judge)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from gan.networks import NUM_CLASSES, Evaluator
 from gan.sampling import from_uint8, latents_for_seeds, to_uint8
-from gan.store import LoadedGenerator, ModelStore
+from gan.store import EVALUATOR_ARCHITECTURES, LoadedGenerator, ModelStore
 from training.data import DECOMPRESSED_MD5
 
 STORE = Path(__file__).parents[2] / "model_store"
@@ -23,10 +24,12 @@ def shipped_store() -> ModelStore:
     return ModelStore(STORE)
 
 
-@pytest.fixture(scope="module")
-def shipped(shipped_store: ModelStore) -> tuple[LoadedGenerator, Evaluator]:
+@pytest.fixture(scope="module", params=list(EVALUATOR_ARCHITECTURES))
+def shipped(
+    shipped_store: ModelStore, request: pytest.FixtureRequest
+) -> tuple[LoadedGenerator, Evaluator]:
     version = shipped_store.active_version()
-    return shipped_store.load_generator(version), shipped_store.load_classifier()
+    return shipped_store.load_generator(version), shipped_store.load_classifier(request.param)
 
 
 def test_shipped_model_loads(
@@ -39,7 +42,16 @@ def test_shipped_model_loads(
     assert not loaded.model.training and not classifier.training
     # Both were trained on the full, genuine MNIST (md5 of the decompressed IDX files).
     assert loaded.manifest.data.get("mnist_md5") == DECOMPRESSED_MD5
-    assert shipped_store.classifier_manifest().data.get("mnist_md5") == DECOMPRESSED_MD5
+    for evaluator, architecture in EVALUATOR_ARCHITECTURES.items():
+        manifest = shipped_store.classifier_manifest(evaluator)
+        assert manifest.data.get("mnist_md5") == DECOMPRESSED_MD5
+        assert manifest.architecture["name"] == architecture
+        assert manifest.metrics["test_accuracy"] >= 0.98
+    # The judge is independent: another architecture, trained from another seed.
+    seeds = {
+        e: shipped_store.classifier_manifest(e).training["seed"] for e in EVALUATOR_ARCHITECTURES
+    }
+    assert len(set(seeds.values())) == len(seeds)
 
 
 @torch.inference_mode()

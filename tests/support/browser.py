@@ -30,9 +30,9 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, syn
 
 from app.main import create_app
 from gan.networks import Classifier
-from gan.store import CLASSIFIER_WEIGHTS_FILE, SAMPLES_FILE, WEIGHTS_FILE, Manifest, ModelStore
+from gan.store import SAMPLES_FILE, WEIGHTS_FILE, Manifest, ModelStore
 from support.app import app_settings, preserved_process_state
-from support.models import TINY_GENERATOR, TINY_VERSION, tiny_generator
+from support.models import TINY_GENERATOR, TINY_VERSION, evaluator_manifest, tiny_generator
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -100,13 +100,7 @@ def build_browser_store(store: ModelStore) -> ModelStore:
     than unevaluated tiny) and tiny-c (worse than tiny-b), a sample grid for each, and a broken
     entry (tiny-broken, an unreadable manifest)."""
     torch.manual_seed(0)
-    store.publish(
-        Manifest(
-            kind="classifier", version="classifier", weights_file=CLASSIFIER_WEIGHTS_FILE,
-            weights_sha256="",
-        ),
-        Classifier().state_dict(),
-    )  # fmt: skip
+    store.publish(evaluator_manifest(), Classifier().state_dict())
     for seed, (version, metrics) in enumerate(VERSION_METRICS.items(), start=1):
         store.publish(
             Manifest(

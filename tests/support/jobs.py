@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from gan.networks import Classifier
-from gan.store import CLASSIFIER_WEIGHTS_FILE, WEIGHTS_FILE, Manifest, ModelStore
+from gan.store import WEIGHTS_FILE, Manifest, ModelStore
 from support.app import app_settings
-from support.models import TINY_GENERATOR, tiny_generator
+from support.models import TINY_GENERATOR, evaluator_manifest, tiny_generator
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -33,11 +33,7 @@ TINY_JOB = {
 def add_classifier(tiny_store: ModelStore) -> ModelStore:
     """``tiny_store`` plus a (random) classifier, so that jobs can evaluate what they train."""
     torch.manual_seed(0)
-    manifest = Manifest(
-        kind="classifier", version="classifier", weights_file=CLASSIFIER_WEIGHTS_FILE,
-        weights_sha256="",
-    )  # fmt: skip
-    tiny_store.publish(manifest, Classifier().state_dict())
+    tiny_store.publish(evaluator_manifest(), Classifier().state_dict())
     return tiny_store
 
 

@@ -17,7 +17,10 @@ from training import cli
 from training.config import TrainConfig
 from training.data import DATA_DIR_ENV, SPLIT_FILES
 
-COMMANDS = ["train", "speed", "train-classifier", "evaluate", "sample", "activate", "download"]
+COMMANDS = [
+    *["train", "speed", "train-classifier", "evaluate", "reference", "sample", "activate"],
+    "download",
+]
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
