@@ -113,6 +113,15 @@ class ModelStore:
     def version_dir(self, version: str) -> Path:
         return self.root / validate_version_name(version)
 
+    def evaluator_dir(self, evaluator: str) -> Path:
+        """The directory of one of the store's evaluators (``classifier`` or ``judge``)."""
+        if evaluator not in EVALUATOR_ARCHITECTURES:
+            raise InvalidVersionName(
+                f"no evaluator {evaluator!r}: an evaluator is one of "
+                f"{', '.join(EVALUATOR_ARCHITECTURES)}, not {evaluator!r}"
+            )
+        return self.root / evaluator
+
     def manifest(self, version: str) -> Manifest:
         """The version's manifest, checked: VersionNotFound if there is none, IntegrityError if
         it is invalid, names another version or kind, or names its weights by a path."""
@@ -125,8 +134,9 @@ class ModelStore:
         found = []
         for entry in sorted(self.root.iterdir()):
             name = entry.name
-            evaluator = name in EVALUATOR_ARCHITECTURES
-            if evaluator or not VERSION_PATTERN.fullmatch(name) or not entry.is_dir():
+            if name in EVALUATOR_ARCHITECTURES or not VERSION_PATTERN.fullmatch(name):
+                continue
+            if not entry.is_dir():
                 continue
             try:
                 found.append(VersionEntry(name, self.manifest(name), None))
@@ -157,12 +167,9 @@ class ModelStore:
 
     def classifier_manifest(self, evaluator: str = CLASSIFIER_DIR) -> Manifest:
         """The manifest of one of the store's evaluators: the classifier, or the judge."""
-        if evaluator not in EVALUATOR_ARCHITECTURES:
-            raise InvalidVersionName(
-                f"no evaluator {evaluator!r}: use one of {', '.join(EVALUATOR_ARCHITECTURES)}"
-            )
+        directory = self.evaluator_dir(evaluator)
         try:
-            return read_manifest(self.root / evaluator, evaluator, "classifier")
+            return read_manifest(directory, evaluator, "classifier")
         except VersionNotFound as error:
             flag = "" if evaluator == CLASSIFIER_DIR else f" --evaluator {evaluator}"
             raise VersionNotFound(
@@ -174,7 +181,7 @@ class ModelStore:
         self, evaluator: str = CLASSIFIER_DIR, device: torch.device | str = "cpu"
     ) -> Evaluator:
         manifest = self.classifier_manifest(evaluator)
-        return build_evaluator(self.root / evaluator, manifest, evaluator).to(device)
+        return build_evaluator(self.evaluator_dir(evaluator), manifest, evaluator).to(device)
 
     # ----- writing -------------------------------------------------------------------------
     def stage(
@@ -237,12 +244,7 @@ class ModelStore:
 
     def _final_dir(self, manifest: Manifest) -> Path:
         if manifest.kind == "classifier":
-            if manifest.version not in EVALUATOR_ARCHITECTURES:
-                raise InvalidVersionName(
-                    f"a classifier is published as one of {', '.join(EVALUATOR_ARCHITECTURES)}, "
-                    f"not {manifest.version!r}"
-                )
-            return self.root / manifest.version
+            return self.evaluator_dir(manifest.version)
         final = self.version_dir(manifest.version)
         if final.exists():
             raise VersionExists(f"model version {manifest.version!r} already exists")
