@@ -90,7 +90,12 @@ class Manifest(BaseModel):
 
 
 def validate_version_name(version: str) -> str:
-    if not VERSION_PATTERN.fullmatch(version) or version in EVALUATOR_ARCHITECTURES:
+    if version in EVALUATOR_ARCHITECTURES:
+        raise InvalidVersionName(
+            f"invalid version name {version!r}: reserved for the store's evaluators "
+            f"({', '.join(EVALUATOR_ARCHITECTURES)})"
+        )
+    if not VERSION_PATTERN.fullmatch(version):
         raise InvalidVersionName(
             f"invalid version name {version!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"

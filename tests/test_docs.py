@@ -9,7 +9,7 @@ from pathlib import Path
 from app.config import Settings
 from app.main import create_app
 from app.retraining.promotion import evaluate_gates
-from gan.store import ModelStore
+from gan.store import JUDGE_DIR, ModelStore
 from settings_table import table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,3 +112,16 @@ def test_every_training_command_in_the_manuals_parses() -> None:
     assert ["train-classifier", "--evaluator", "judge", "--seed", "1"] in commands
     for argv in commands:
         parser.parse_args(argv)  # an unknown option or a bad value exits with status 2
+
+
+def test_the_experiment_tables_judge_row_is_the_shipped_judge() -> None:
+    """training/README.md says how the committed judge was trained and what it scores: its
+    manifest must say the same."""
+    judge = ModelStore(ROOT / "model_store").classifier_manifest(JUDGE_DIR)
+    table = (ROOT / "training" / "README.md").read_text().splitlines()
+    row = next(line for line in table if line.startswith("| judge-2 |"))
+    accuracy = f"test accuracy {judge.metrics['test_accuracy']:.4f}"
+    seed = judge.training["seed"]
+    command = f"train-classifier --data-dir ../shared/data/mnist --evaluator judge --seed {seed}"
+    assert accuracy in row and command in row
+    assert f"for {judge.training['epochs']} epochs" in row

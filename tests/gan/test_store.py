@@ -376,6 +376,12 @@ def test_classifier_round_trip_and_replacement(tiny_store: ModelStore) -> None:
         tiny_store.load_classifier()
 
 
+@pytest.mark.parametrize("name", [CLASSIFIER_DIR, JUDGE_DIR])
+def test_an_evaluators_name_is_refused_as_a_version_saying_why(name: str) -> None:
+    with pytest.raises(InvalidVersionName, match="reserved for the store's evaluators"):
+        validate_version_name(name)
+
+
 def test_the_judge_is_a_second_evaluator_beside_the_classifier(tiny_store: ModelStore) -> None:
     with pytest.raises(VersionNotFound, match="train-classifier --evaluator judge"):
         tiny_store.load_classifier(JUDGE_DIR)
