@@ -122,6 +122,10 @@ class ModelStore:
             )
         return self.root / evaluator
 
+    def has_evaluator(self, evaluator: str) -> bool:
+        """Whether the store holds that evaluator (a store may have no judge: it is optional)."""
+        return (self.evaluator_dir(evaluator) / MANIFEST_FILE).is_file()
+
     def manifest(self, version: str) -> Manifest:
         """The version's manifest, checked: VersionNotFound if there is none, IntegrityError if
         it is invalid, names another version or kind, or names its weights by a path."""

@@ -161,8 +161,9 @@ def run_speed(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    """Score a version; the manifest keeps the canonical evaluation (the classifier's, seed 0,
-    truncation 1), and another seed set, truncation or evaluator is printed only."""
+    """Score a version; the manifest keeps the canonical evaluation (seed 0, truncation 1): the
+    classifier's as its metrics, the judge's as ``metrics["judge"]``. Other seeds or
+    truncations are printed only."""
     from training.evaluate import score
 
     store = ModelStore(args.store)
@@ -171,8 +172,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
     metrics: dict[str, Any] = score(
         generator, store, args.data_dir, args.per_digit, args.seed, args.truncation, args.evaluator
     )
-    if args.seed == 0 and args.truncation == 1.0 and args.evaluator == CLASSIFIER_DIR:
-        store.update_metrics(version, metrics)
+    if args.seed == 0 and args.truncation == 1.0:
+        store.update_metrics(
+            version, metrics if args.evaluator == CLASSIFIER_DIR else {args.evaluator: metrics}
+        )
     print_metrics(metrics, args.json)
 
 

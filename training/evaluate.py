@@ -11,7 +11,7 @@ import torch
 
 from gan.networks import NUM_CLASSES, Evaluator, Generator
 from gan.sampling import from_uint8, latents_for_seeds, to_uint8
-from gan.store import CLASSIFIER_DIR, ModelStore
+from gan.store import CLASSIFIER_DIR, JUDGE_DIR, ModelStore
 from training.data import Split, load_split
 
 NEIGHBOURS = 3
@@ -206,4 +206,16 @@ def score(
     for row, floor in zip(metrics["per_digit"], digit_floors, strict=True):
         row["fid_real_floor"] = floor
     metrics["classifier_sha256"] = store.classifier_manifest(evaluator).weights_sha256
+    return metrics
+
+
+def manifest_metrics(
+    generator: Generator, store: ModelStore, data_dir: str | Path | None, per_digit: int
+) -> dict[str, Any]:
+    """A version's canonical evaluation, what its manifest records: the project classifier's
+    scores at seed 0 and truncation 1, and the independent judge's beside them, under
+    ``metrics["judge"]``, when the store has a judge (the quality gates read both)."""
+    metrics = score(generator, store, data_dir, per_digit)
+    if store.has_evaluator(JUDGE_DIR):
+        metrics[JUDGE_DIR] = score(generator, store, data_dir, per_digit, evaluator=JUDGE_DIR)
     return metrics

@@ -19,6 +19,7 @@ from gan.imaging import encode_png, tile
 from gan.networks import NUM_CLASSES
 from gan.sampling import to_uint8
 from gan.store import (
+    JUDGE_DIR,
     SAMPLES_FILE,
     WEIGHTS_FILE,
     Manifest,
@@ -29,7 +30,7 @@ from gan.store import (
 from training.config import TrainConfig, discriminator_config, recipe_record, uses_bfloat16
 from training.data import checksums
 from training.ema import WARMUP_RULE
-from training.evaluate import score
+from training.evaluate import manifest_metrics
 from training.progress import Phase
 
 # The sample grid's latents: GRID_SEED seeds one torch generator that draws all 100 latents in
@@ -54,12 +55,15 @@ def sample_grid(generator: nn.Module, latent_dim: int, device: torch.device) -> 
 
 def check_publishable(config: TrainConfig, evaluate: bool) -> None:
     """Refuse, before any training, a run whose end could not publish: a version name that is
-    invalid or taken, or (with evaluation) a store without a classifier that loads."""
+    invalid or taken, or (with evaluation) a store without a classifier that loads, or with a
+    judge that does not."""
     store = ModelStore(config.store)
     if config.version is not None and store.version_dir(config.version).exists():
         raise VersionExists(f"model version {config.version!r} already exists in {store.root}")
     if evaluate:
         store.load_classifier()
+        if store.has_evaluator(JUDGE_DIR):
+            store.load_classifier(JUDGE_DIR)
 
 
 def export(
@@ -95,7 +99,7 @@ def export(
         if evaluate_per_digit is not None:
             phase("evaluating")
             generator = staged.load_generator()
-            metrics = score(generator, store, config.data_dir, evaluate_per_digit)
+            metrics = manifest_metrics(generator, store, config.data_dir, evaluate_per_digit)
         phase("publishing")
         staged.publish(metrics)
     return version

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from app.config import Settings
+from gan.store import JUDGE_DIR
 
 GATED_METRICS = ("conditional_accuracy", "recall", "diversity", "fid")
 
@@ -43,12 +44,14 @@ class GatesFailedError(Exception):
 
 
 def evaluate_gates(settings: Settings, new: dict[str, Any], active: dict[str, Any]) -> list[Gate]:
-    """Every gate of ``new`` metrics against the floors and the ``active`` version's metrics."""
-    missing = [key for key in GATED_METRICS if not isinstance(new.get(key), int | float)]
+    """Every gate of ``new`` metrics against the floors and the ``active`` version's metrics:
+    the project classifier's, then the independent judge's wherever the active version has
+    them (the judge's scores are a manifest's ``metrics["judge"]``), so that a version tuned to
+    the one classifier cannot pass on its word alone."""
+    missing = missing_metrics(new)
     if missing:
         return [Gate("evaluated", False, f"the version has no metrics {missing}: evaluate it")]
-    tolerance = settings.gate_tolerance
-    accuracy, recall, fid = new["conditional_accuracy"], new["recall"], new["fid"]
+    accuracy, recall = new["conditional_accuracy"], new["recall"]
     floor = settings.gate_min_conditional_accuracy
     gates = [
         Gate(
@@ -61,23 +64,58 @@ def evaluate_gates(settings: Settings, new: dict[str, Any], active: dict[str, An
             recall >= settings.gate_min_recall,
             f"recall {recall:.4f} >= {settings.gate_min_recall}",
         ),
+        *against_active(settings, new, active, ""),
     ]
+    judged_active, judged_new = active.get(JUDGE_DIR), new.get(JUDGE_DIR)
+    if not isinstance(judged_active, dict):
+        return gates
+    if not isinstance(judged_new, dict) or missing_metrics(judged_new):
+        text = (
+            f"the active version is scored by the independent {JUDGE_DIR} and this one is not: "
+            f"evaluate it (python -m training evaluate VERSION --evaluator {JUDGE_DIR})"
+        )
+        return [*gates, Gate(f"{JUDGE_DIR}_evaluated", False, text)]
+    return [*gates, *against_active(settings, judged_new, judged_active, JUDGE_DIR)]
+
+
+def missing_metrics(metrics: dict[str, Any]) -> list[str]:
+    return [key for key in GATED_METRICS if not isinstance(metrics.get(key), int | float)]
+
+
+def against_active(
+    settings: Settings, new: dict[str, Any], active: dict[str, Any], evaluator: str
+) -> list[Gate]:
+    """The gates comparing one evaluator's scores of ``new`` with its scores of ``active``:
+    accuracy, recall and diversity within the tolerance, FID within the ratio. ``evaluator``
+    prefixes the gates' names and texts ("" for the project classifier)."""
+    name = f"{evaluator}_" if evaluator else ""
+    by = f"{evaluator} " if evaluator else ""
+    new_judge, active_judge = new.get("classifier_sha256"), active.get("classifier_sha256")
+    if isinstance(new_judge, str) and isinstance(active_judge, str) and new_judge != active_judge:
+        text = (
+            f"{by or 'classifier '}scores from other weights (sha256 {new_judge[:12]}, the active "
+            f"version's {active_judge[:12]}) do not compare: evaluate both with the store's"
+        )
+        return [Gate(name + "same_evaluator", False, text)]
+    tolerance = settings.gate_tolerance
+    gates = []
     for key in ("conditional_accuracy", "recall", "diversity"):
         if isinstance(active.get(key), int | float):
             gates.append(
                 Gate(
-                    key,
+                    name + key,
                     new[key] >= active[key] - tolerance,
-                    f"{key} {new[key]:.4f} >= active {active[key]:.4f} - {tolerance}",
+                    f"{by}{key} {new[key]:.4f} >= active {active[key]:.4f} - {tolerance}",
                 )
             )
     if isinstance(active.get("fid"), int | float):
         limit = active["fid"] * settings.gate_max_fid_ratio
         gates.append(
             Gate(
-                "fid",
-                fid <= limit,
-                f"FID {fid:.3f} <= {settings.gate_max_fid_ratio} x active {active['fid']:.3f}",
+                name + "fid",
+                new["fid"] <= limit,
+                f"{by}FID {new['fid']:.3f} <= {settings.gate_max_fid_ratio} x active "
+                f"{active['fid']:.3f}",
             )
         )
     return gates

@@ -16,6 +16,13 @@ const GATE_REASONS = {
   recall: "Its recall is worse than the served version's",
   diversity: "Its diversity is worse than the served version's",
   fid: "Its FID is worse (higher) than the served version's",
+  same_evaluator: "It was scored by other classifier weights: the numbers do not compare",
+  judge_evaluated: "The independent judge never scored it, and it scored the served version",
+  judge_conditional_accuracy: "The independent judge finds its conditional accuracy worse",
+  judge_recall: "The independent judge finds its recall worse",
+  judge_diversity: "The independent judge finds its diversity worse",
+  judge_fid: "The independent judge finds its FID worse (higher)",
+  judge_same_evaluator: "It was scored by another judge: the numbers do not compare",
 };
 const pending = { version: null, force: false, onActivated: null };
 

@@ -11,7 +11,13 @@ import torch
 
 from gan.networks import NUM_CLASSES, Evaluator
 from gan.sampling import from_uint8, latents_for_seeds, to_uint8
-from gan.store import EVALUATOR_ARCHITECTURES, LoadedGenerator, ModelStore
+from gan.store import (
+    CLASSIFIER_DIR,
+    EVALUATOR_ARCHITECTURES,
+    JUDGE_DIR,
+    LoadedGenerator,
+    ModelStore,
+)
 from training.data import DECOMPRESSED_MD5
 
 STORE = Path(__file__).parents[2] / "model_store"
@@ -68,3 +74,19 @@ def test_shipped_model_draws_the_asked_digit(shipped: tuple[LoadedGenerator, Eva
         accuracy[digit] = float((predicted == digit).double().mean())
     failing = {digit: value for digit, value in accuracy.items() if value < MIN_ACCURACY}
     assert not failing, f"digits drawn as asked in < {MIN_ACCURACY:.0%} of cases: {accuracy}"
+
+
+def test_every_shipped_version_is_scored_by_both_shipped_evaluators(
+    shipped_store: ModelStore,
+) -> None:
+    """The gates compare both evaluators' scores, so each shipped version's manifest holds the
+    canonical evaluation (10,000 samples) by the project classifier and, under
+    ``metrics["judge"]``, by the independent judge: each by the weights committed beside it."""
+    shas = {e: shipped_store.classifier_manifest(e).weights_sha256 for e in EVALUATOR_ARCHITECTURES}
+    for manifest in shipped_store.versions():
+        by_judge = manifest.metrics[JUDGE_DIR]
+        for scores, evaluator in ((manifest.metrics, CLASSIFIER_DIR), (by_judge, JUDGE_DIR)):
+            assert scores["samples"] == 10_000, (manifest.version, evaluator)
+            assert scores["classifier_sha256"] == shas[evaluator], (manifest.version, evaluator)
+            assert scores["fid"] > scores["fid_real_floor"] > 0, (manifest.version, evaluator)
+            assert len(scores["per_digit"]) == NUM_CLASSES

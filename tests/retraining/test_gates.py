@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -54,6 +55,67 @@ def test_a_worse_version_is_refused_with_its_gates_unless_forced(
     assert "FID 14.000 <= 1.1 x active 10.000" in body["detail"]
     assert '"force": true' in body["detail"]
     assert back.status_code == 200
+
+
+JUDGE_SCORES: dict[str, Any] = {**GOOD, "fid": 0.1, "classifier_sha256": "a" * 64}
+JUDGED = {**GOOD, "judge": JUDGE_SCORES}
+# Better than JUDGED by the project classifier, worse by the independent judge: tuned to one.
+TUNED = {**GOOD, "fid": 9.0, "judge": {**JUDGE_SCORES, "recall": 0.7, "fid": 0.2}}
+
+
+def failed_gates(new: dict[str, Any], active: dict[str, Any]) -> dict[str, str]:
+    return {
+        gate.name: gate.text for gate in evaluate_gates(Settings(), new, active) if not gate.passed
+    }
+
+
+def test_the_independent_judge_gates_a_version_the_classifier_passes(
+    job_store: ModelStore,
+    tmp_path: Path,
+    mnist_dir: Path,
+    client_factory: Callable[..., TestClient],
+) -> None:
+    publish_random_generator(job_store, "judged", TINY_GENERATOR, seed=1, metrics=JUDGED)
+    publish_random_generator(
+        job_store, "tuned", TINY_GENERATOR, seed=2, activate=False, metrics=TUNED
+    )
+    client = client_factory(make_settings(job_store, tmp_path, mnist_dir))
+    comparison = client.get("/models/tuned/compare").json()
+    refused = client.post("/models/tuned/activate", headers=AUTH)
+
+    names = [gate["name"] for gate in comparison["gates"]]
+    assert {"fid", "judge_conditional_accuracy", "judge_recall", "judge_fid"} <= set(names)
+    assert refused.status_code == 409
+    assert {gate["name"] for gate in refused.json()["gates"]} == {"judge_recall", "judge_fid"}
+    assert "judge recall 0.7000 >= active 0.8000 - 0.005" in refused.json()["detail"]
+    assert "judge FID 0.200 <= 1.1 x active 0.100" in refused.json()["detail"]
+    assert client.get("/info").json()["model_version"] == "judged"
+
+
+def test_a_version_the_judge_has_not_scored_fails_against_one_it_has() -> None:
+    failed = failed_gates(GOOD, JUDGED)
+    assert list(failed) == ["judge_evaluated"]
+    assert "--evaluator judge" in failed["judge_evaluated"]
+    # An active version the judge never scored (older manifests) leaves the judge out.
+    assert failed_gates(JUDGED, GOOD) == {}
+    assert not any(
+        gate.name.startswith("judge") for gate in evaluate_gates(Settings(), JUDGED, GOOD)
+    )
+
+
+def test_scores_from_another_evaluator_do_not_compare() -> None:
+    """A judge retrained since the active version was scored: its numbers are on another scale."""
+    rejudged = {**JUDGED, "judge": {**JUDGE_SCORES, "classifier_sha256": "b" * 64}}
+    failed = failed_gates(rejudged, JUDGED)
+    assert list(failed) == ["judge_same_evaluator"]
+    assert (
+        "bbbbbbbbbbbb" in failed["judge_same_evaluator"]
+        and "aaaaaaaaaaaa" in failed["judge_same_evaluator"]
+    )
+    reclassified = {**GOOD, "classifier_sha256": "c" * 64}
+    assert list(failed_gates(reclassified, {**GOOD, "classifier_sha256": "d" * 64})) == [
+        "same_evaluator"
+    ]
 
 
 PER_DIGIT = [{"digit": d, "accuracy": 0.9 + d / 100, "fid": 10.0 + d} for d in range(10)]

@@ -241,6 +241,9 @@ def names_the_failed_gates_of_a_worse_version_and_forces_on_confirmation(
         expect(page.locator("#activate-gates")).to_contain_text(gate["text"])
     expect(gates.first).to_contain_text("Its conditional accuracy is below the minimum")
     expect(page.locator("#activate-gates")).to_contain_text("Its FID is worse (higher)")
+    expect(page.locator("#activate-gates")).to_contain_text(
+        "The independent judge finds its FID worse (higher)"
+    )
     expect(page.locator("#activate-metrics td.worse")).to_have_count(5)  # all five are worse
     expect(page.locator("#activate-metrics tr", has_text="FID")).to_contain_text("30.50")
     grids_loaded(page)

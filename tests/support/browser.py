@@ -59,6 +59,8 @@ TINY_B_METRICS: dict[str, Any] = {
     "recall": 0.65432,
     "diversity": 0.98765,
     "per_digit": TINY_B_PER_DIGIT,
+    # The independent judge's scores (its FID on its own, smaller scale).
+    "judge": {"conditional_accuracy": 0.96, "fid": 0.25, "recall": 0.64, "diversity": 0.98765},
 }
 # Worse than tiny-b on every gated metric: activating it over tiny-b fails the quality gates.
 TINY_C_METRICS = {
@@ -67,6 +69,7 @@ TINY_C_METRICS = {
     "precision": 0.7,
     "recall": 0.6,
     "diversity": 0.9,
+    "judge": {"conditional_accuracy": 0.9, "fid": 0.5, "recall": 0.6, "diversity": 0.9},
 }
 VERSION_METRICS = {"tiny-b": TINY_B_METRICS, "tiny-c": TINY_C_METRICS}
 BROKEN_VERSION = "tiny-broken"

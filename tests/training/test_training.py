@@ -23,6 +23,7 @@ from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import (
     ACTIVE_POINTER,
     CLASSIFIER_DIR,
+    CLASSIFIER_WEIGHTS_FILE,
     JUDGE_DIR,
     MANIFEST_FILE,
     SAMPLES_FILE,
@@ -440,7 +441,7 @@ def test_cli_train_classifier_then_evaluate(
     assert tiny_store.manifest(TINY_VERSION).metrics == kept
 
 
-def test_cli_the_independent_judge_scores_without_touching_the_manifest(
+def test_cli_the_independent_judge_scores_beside_the_classifier_in_the_manifest(
     tiny_store: ModelStore, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, data = str(tiny_store.root), str(mnist_dir)
@@ -467,8 +468,18 @@ def test_cli_the_independent_judge_scores_without_touching_the_manifest(
     assert by_judge["fid"] != by_classifier["fid"]
     # The same samples: the pixel-space diversity does not depend on who judges.
     assert by_judge["diversity"] == by_classifier["diversity"]
-    # The manifest keeps the project classifier's scores.
-    assert tiny_store.manifest(TINY_VERSION).metrics == by_classifier
+    # The manifest keeps the project classifier's scores, and the judge's under its name.
+    assert tiny_store.manifest(TINY_VERSION).metrics == {**by_classifier, "judge": by_judge}
+    # Scoring again by the classifier replaces its own scores and keeps the judge's.
+    cli.main(scoring)
+    assert tiny_store.manifest(TINY_VERSION).metrics == {
+        **json.loads(capsys.readouterr().out),
+        "judge": by_judge,
+    }
+    # Another seed set by the judge is printed only.
+    cli.main([*scoring, "--evaluator", "judge", "--seed", "100000"])
+    assert json.loads(capsys.readouterr().out)["fid"] != by_judge["fid"]
+    assert tiny_store.manifest(TINY_VERSION).metrics["judge"] == by_judge
 
     # The real-data reference, by either evaluator: real digits against real digits score far
     # closer than a random generator's samples, and are as diverse as real digits are.
@@ -480,7 +491,7 @@ def test_cli_the_independent_judge_scores_without_touching_the_manifest(
         assert reference["fid"] < by_version["fid"] and reference["recall"] > by_version["recall"]
         assert reference["diversity"] == pytest.approx(1.0, abs=0.2)
         assert reference["classifier_sha256"] == by_version["classifier_sha256"]
-    assert tiny_store.manifest(TINY_VERSION).metrics == by_classifier
+    assert tiny_store.manifest(TINY_VERSION).metrics["judge"] == by_judge
     # All of a digit's training digits when it has fewer than asked (the fixture has 20).
     cli.main(["reference", "--store", root, "--data-dir", data, "--per-digit", "50"])
     table = capsys.readouterr().out.splitlines()
@@ -492,10 +503,10 @@ def test_cli_train_evaluate_activate(
     tmp_path: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store, data = tmp_path / "store", str(mnist_dir)
-    cli.main(
-        ["train-classifier", "--store", str(store), "--data-dir", data, "--epochs", "1",
-         "--limit-samples", "64"]
-    )  # fmt: skip
+    evaluator = ["train-classifier", "--store", str(store), "--data-dir", data, "--epochs", "1",
+                 "--limit-samples", "64"]  # fmt: skip
+    cli.main(evaluator)
+    cli.main([*evaluator, "--evaluator", "judge"])
     args = [
         "train", "--store", str(store), "--data-dir", data, "--run-dir", str(tmp_path / "run"),
         "--version", "cli", "--parent", "tiny", "--steps", "2", "--batch-size", "16",
@@ -523,12 +534,20 @@ def test_cli_train_evaluate_activate(
     assert manifest.architecture == TINY_GENERATOR.to_dict()
     assert manifest.training["loss"] == "hinge" and manifest.training["batch_size"] == 16
     assert manifest.metrics["samples"] == 100
+    # With a judge in the store, the evaluation is also the judge's.
+    judged = manifest.metrics["judge"]
+    assert judged["samples"] == 100
+    assert judged["classifier_sha256"] == models.classifier_manifest(JUDGE_DIR).weights_sha256
+    assert judged["classifier_sha256"] != manifest.metrics["classifier_sha256"]
     assert (store / "cli" / MANIFEST_FILE).is_file() and (store / CLASSIFIER_DIR).is_dir()
     assert not [p.name for p in store.iterdir() if p.name.startswith(".")]  # no staging left
     # What was evaluated in staging is what got published: evaluating it again agrees.
-    cli.main(["evaluate", "cli", "--store", str(store), "--data-dir", data, "--per-digit", "10",
-              "--json"])  # fmt: skip
-    assert json.loads(capsys.readouterr().out) == manifest.metrics
+    scoring = ["evaluate", "cli", "--store", str(store), "--data-dir", data, "--per-digit", "10",
+               "--json"]  # fmt: skip
+    cli.main(scoring)
+    cli.main([*scoring, "--evaluator", "judge"])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {**printed[0], "judge": printed[1]} == manifest.metrics
 
     # A missing data directory is a clean error, not a traceback.
     with pytest.raises(SystemExit, match=r"error: .*file missing"):
@@ -539,8 +558,12 @@ def test_cli_train_evaluate_activate(
     args[args.index("--version") + 1] = "cli"
     with pytest.raises(SystemExit, match="error: model version 'cli' already exists"):
         cli.main(args)
-    shutil.rmtree(store / CLASSIFIER_DIR)
+    # A judge whose weights were altered, likewise.
     args[args.index("--version") + 1] = "cli-3"
+    (store / JUDGE_DIR / CLASSIFIER_WEIGHTS_FILE).write_bytes(b"not the judge's weights")
+    with pytest.raises(SystemExit, match=r"error: sha256 mismatch for .*judge"):
+        cli.main(args)
+    shutil.rmtree(store / CLASSIFIER_DIR)
     with pytest.raises(SystemExit, match="error: no classifier"):
         cli.main(args)
     assert [m.version for m in models.versions()] == ["cli"]
