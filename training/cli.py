@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -257,6 +258,19 @@ def run_train_classifier(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        try:
+            run(argv)
+        finally:
+            sys.stdout.flush()  # here, where a closed pipe can be caught, not at exit
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly with status 1, as Unix tools do,
+        # rather than with a traceback, and another one when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+
+
+def run(argv: list[str] | None) -> None:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":

@@ -5,7 +5,10 @@ versions the store has, and missing data with the command that fetches it, befor
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,3 +188,23 @@ def test_missing_data_names_the_download_command(
         cli.main(train)
     assert capsys.readouterr().out == ""  # no phase announced: training never started
     assert not run_dir.exists()
+
+
+def test_a_closed_pipe_stops_a_command_quietly(store: ModelStore) -> None:
+    """``python -m training evaluate V | head -3`` closes the pipe before all is written: the
+    command stops with status 1 and no traceback (it printed a BrokenPipeError's). Here the
+    reader has gone before the command writes a byte; the command did its work first."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "training", "activate", "beta", "--store", str(store.root)],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (1, b"")
+    assert store.active_version() == "beta"
