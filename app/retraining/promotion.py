@@ -90,11 +90,16 @@ def against_active(
     prefixes the gates' names and texts ("" for the project classifier)."""
     name = f"{evaluator}_" if evaluator else ""
     by = f"{evaluator} " if evaluator else ""
-    new_judge, active_judge = new.get("classifier_sha256"), active.get("classifier_sha256")
-    if isinstance(new_judge, str) and isinstance(active_judge, str) and new_judge != active_judge:
+    new_weights, active_weights = new.get("classifier_sha256"), active.get("classifier_sha256")
+    if (
+        isinstance(new_weights, str)
+        and isinstance(active_weights, str)
+        and new_weights != active_weights
+    ):
         text = (
-            f"{by or 'classifier '}scores from other weights (sha256 {new_judge[:12]}, the active "
-            f"version's {active_judge[:12]}) do not compare: evaluate both with the store's"
+            f"{by or 'classifier '}scores from other weights (sha256 {new_weights[:12]}, the "
+            f"active version's {active_weights[:12]}) do not compare: evaluate both with the "
+            "store's"
         )
         return [Gate(name + "same_evaluator", False, text)]
     tolerance = settings.gate_tolerance
