@@ -91,19 +91,27 @@ function showGrid(img, url) {
   else img.removeAttribute("src");
 }
 
+const JUDGED = ["conditional_accuracy", "fid", "precision", "recall"];
+
 function comparisonRows(candidate, active) {
   const a = candidate.metrics || {};
   const b = active.metrics || {};
   const keys = METRICS.map((m) => m.key).filter((key) => key in a || key in b);
   const rows = keys.map((key) => metricTableRow(key, a[key], b[key]));
+  // The independent judge's scores (metrics.judge), which the gates compare too.
+  const judgedA = a.judge || {};
+  const judgedB = b.judge || {};
+  for (const key of JUDGED.filter((name) => name in judgedA || name in judgedB)) {
+    rows.push(metricTableRow(key, judgedA[key], judgedB[key], "Judge: "));
+  }
   rows.push(textRow("Created", day(candidate.created_at), day(active.created_at)));
   rows.push(textRow("Trained steps", steps(candidate), steps(active)));
   return rows;
 }
 
-function metricTableRow(key, candidateValue, activeValue) {
+function metricTableRow(key, candidateValue, activeValue, prefix = "") {
   const shown = (value) => (value === undefined ? "—" : metricRow(key, value)?.value || "—");
-  const label = metricRow(key, candidateValue ?? activeValue)?.label || key;
+  const label = prefix + (metricRow(key, candidateValue ?? activeValue)?.label || key);
   const row = textRow(label, shown(candidateValue), shown(activeValue));
   const verdict = comparedTo(key, candidateValue, activeValue);
   if (verdict) {
