@@ -198,15 +198,9 @@ def score(
     """Every metric of a generator, judged by the store's ``evaluator`` on ``per_digit`` samples
     of each digit from ``seed`` on: what a version's manifest records (with the classifier's
     sha256) when ``seed`` is 0, ``truncation`` 1 and the evaluator the project's classifier."""
-    classifier = store.load_classifier(evaluator)
     train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
     fake = generate_per_digit(generator, per_digit, seed, truncation=truncation)
-    metrics: dict[str, Any] = evaluate_samples(classifier, fake, test)
-    metrics["fid_real_floor"], digit_floors = real_data_floors(classifier, train, test, len(fake))
-    for row, floor in zip(metrics["per_digit"], digit_floors, strict=True):
-        row["fid_real_floor"] = floor
-    metrics["classifier_sha256"] = store.classifier_manifest(evaluator).weights_sha256
-    return metrics
+    return judged_by(store, evaluator, fake, train, test)
 
 
 def manifest_metrics(
@@ -214,8 +208,26 @@ def manifest_metrics(
 ) -> dict[str, Any]:
     """A version's canonical evaluation, what its manifest records: the project classifier's
     scores at seed 0 and truncation 1, and the independent judge's beside them, under
-    ``metrics["judge"]``, when the store has a judge (the quality gates read both)."""
-    metrics = score(generator, store, data_dir, per_digit)
+    ``metrics["judge"]``, when the store has a judge (the quality gates read both). The data
+    are read and the samples drawn once for both."""
+    train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
+    fake = generate_per_digit(generator, per_digit, seed=0)
+    metrics = judged_by(store, CLASSIFIER_DIR, fake, train, test)
     if store.has_evaluator(JUDGE_DIR):
-        metrics[JUDGE_DIR] = score(generator, store, data_dir, per_digit, evaluator=JUDGE_DIR)
+        metrics[JUDGE_DIR] = judged_by(store, JUDGE_DIR, fake, train, test)
+    return metrics
+
+
+def judged_by(
+    store: ModelStore, evaluator: str, fake: Split, train: Split, test: Split
+) -> dict[str, Any]:
+    """``fake``'s metrics by the store's ``evaluator``, with the real-data floors and the
+    evaluator's sha256."""
+    manifest = store.classifier_manifest(evaluator)
+    classifier = store.load_classifier(evaluator)
+    metrics: dict[str, Any] = evaluate_samples(classifier, fake, test)
+    metrics["fid_real_floor"], digit_floors = real_data_floors(classifier, train, test, len(fake))
+    for row, floor in zip(metrics["per_digit"], digit_floors, strict=True):
+        row["fid_real_floor"] = floor
+    metrics["classifier_sha256"] = manifest.weights_sha256
     return metrics
