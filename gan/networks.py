@@ -4,7 +4,7 @@ evaluation classifiers. Each network is rebuilt from a small JSON config stored 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import torch
 from torch import nn
@@ -147,9 +147,29 @@ class Generator(nn.Module):
 class DiscriminatorConfig:
     channels: int = 128
     classifier_head: bool = False  # the AC-GAN digit classifier; only built when trained
+    # TAC-GAN's twin classifier (Gong et al., 2019): a second digit head, trained on fakes only;
+    # only built beside the AC-GAN head.
+    twin_head: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiscriminatorConfig:
+        # A record written before a field existed describes the critic of that time: no twin.
+        return cls(
+            channels=int(data["channels"]),
+            classifier_head=bool(data.get("classifier_head", False)),
+            twin_head=bool(data.get("twin_head", False)),
+        )
+
+
+class Critique(NamedTuple):
+    """What the critic says of a batch of N images."""
+
+    score: torch.Tensor  # (N,) realness, unbounded
+    logits: torch.Tensor | None  # (N, 10) the AC-GAN head's digit logits, if it has one
+    twin_logits: torch.Tensor | None  # (N, 10) the twin head's, if it has one
 
 
 class Discriminator(nn.Module):
@@ -172,15 +192,16 @@ class Discriminator(nn.Module):
         self.label_projection = spectral_norm(nn.Embedding(NUM_CLASSES, c * 7 * 7))
         # Only built when used: DistributedDataParallel rejects parameters that get no gradient.
         self.classify = nn.Linear(c * 7 * 7, NUM_CLASSES) if config.classifier_head else None
+        twin = config.classifier_head and config.twin_head
+        self.classify_twin = nn.Linear(c * 7 * 7, NUM_CLASSES) if twin else None
 
-    def forward(
-        self, images: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """-> (realness score (N,), digit logits (N, 10) or None without a classifier head)."""
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> Critique:
         h = self.features(images)  # (N, c*49)
         projection = (self.label_projection(labels) * h).sum(dim=1)
         score: torch.Tensor = self.score(h).squeeze(1) + projection
-        return score, self.classify(h) if self.classify is not None else None
+        logits = self.classify(h) if self.classify is not None else None
+        twin_logits = self.classify_twin(h) if self.classify_twin is not None else None
+        return Critique(score, logits, twin_logits)
 
 
 class Evaluator(nn.Module):

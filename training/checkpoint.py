@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
+from gan.networks import DiscriminatorConfig, GeneratorConfig
 from training.config import TrainConfig, discriminator_config
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -70,6 +71,11 @@ def check_architectures(
     state: dict[str, Any], path: Path, expected: dict[str, dict[str, Any]]
 ) -> None:
     recorded = state.get("architectures")
+    if recorded is not None:  # as the networks' configs read it: missing fields take defaults
+        recorded = {
+            "generator": GeneratorConfig.from_dict(recorded["generator"]).to_dict(),
+            "discriminator": DiscriminatorConfig.from_dict(recorded["discriminator"]).to_dict(),
+        }
     if recorded is not None and recorded != expected:
         raise CheckpointMismatch(
             f"{path} holds networks {recorded}, this run asks for {expected}: "

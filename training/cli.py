@@ -42,6 +42,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     """The run that ``train``'s options (or ``speed``'s, with the other fields left at their
     defaults) ask for."""
     run = {name: getattr(args, name) for name in _RUN_ARGUMENTS if hasattr(args, name)}
+    if args.twin_classifier and aux_classifier_schedule(args).peak == 0:
+        raise SystemExit("error: --twin-classifier needs the AC-GAN term: a weight above 0")
     return TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -53,6 +55,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         ema_decay=args.ema_decay,
         mode_seeking=args.mode_seeking,
         aux_classifier_schedule=aux_classifier_schedule(args),
+        twin_classifier=args.twin_classifier,
         augment=",".join(parse_policy(args.augment)),
         r1_gamma=args.r1_gamma,
         r1_every=args.r1_every,

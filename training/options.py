@@ -233,6 +233,14 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
         help="one AC-GAN weight for the whole run, 0 for none (default: the schedule)",
     )
 
+    recipe.add_argument(
+        "--twin-classifier",
+        action=argparse.BooleanOptionalAction,
+        default=TrainConfig.twin_classifier,
+        help="TAC-GAN: a twin digit head on the critic learns G's digits and G is rewarded for "
+        "confusing it, cancelling the AC-GAN term's bias to easy digits (needs the AC-GAN term)",
+    )
+
 
 def _architecture_options(parser: argparse.ArgumentParser) -> None:
     nets = parser.add_argument_group("networks (the defaults are the shipped model's)")

@@ -270,13 +270,17 @@ def discriminator_step(
     with nets.autocast:
         fake = nets.g_train(step.z, step.fake_labels)
         seen_real = augment(real, step.policy).requires_grad_(step.r1_weight > 0)
-        real_score, real_logits = nets.d_train(seen_real, real_labels)
-        fake_score, _ = nets.d_train(augment(fake.detach(), step.policy), step.fake_labels)
-        loss_d = discriminator_loss(config.loss, real_score, fake_score)
-        if real_logits is not None:
-            loss_d = loss_d + step.aux_weight * F.cross_entropy(real_logits, real_labels)
+        on_real = nets.d_train(seen_real, real_labels)
+        on_fake = nets.d_train(augment(fake.detach(), step.policy), step.fake_labels)
+        loss_d = discriminator_loss(config.loss, on_real.score, on_fake.score)
+        if on_real.logits is not None:
+            loss_d = loss_d + step.aux_weight * F.cross_entropy(on_real.logits, real_labels)
+        if on_fake.twin_logits is not None:  # the twin learns the digits G draws
+            loss_d = loss_d + step.aux_weight * F.cross_entropy(
+                on_fake.twin_logits, step.fake_labels
+            )
         if step.r1_weight > 0:
-            loss_d = loss_d + step.r1_weight / 2 * r1_penalty(real_score, seen_real)
+            loss_d = loss_d + step.r1_weight / 2 * r1_penalty(on_real.score, seen_real)
     nets.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     nets.opt_d.step()
@@ -286,13 +290,20 @@ def discriminator_step(
 def generator_step(
     config: TrainConfig, nets: Networks, fake: torch.Tensor, step: Step
 ) -> torch.Tensor:
-    """Update G against the updated D, with the AC-GAN and mode-seeking terms when they are on."""
+    """Update G against the updated D, with the AC-GAN, twin and mode-seeking terms when they are
+    on. The AC-GAN term alone rewards G for the digits easiest to classify (its loss of recall,
+    training/README.md); subtracting the twin's, which reads G's own digits, cancels that bias
+    (TAC-GAN: G then matches the class-conditional distribution, not its easy part)."""
     half = len(step.fake_labels) // 2
     with nets.autocast:
-        fake_score, fake_logits = nets.d_train(augment(fake, step.policy), step.fake_labels)
-        loss_g = generator_loss(config.loss, fake_score)
-        if fake_logits is not None:
-            loss_g = loss_g + step.aux_weight * F.cross_entropy(fake_logits, step.fake_labels)
+        on_fake = nets.d_train(augment(fake, step.policy), step.fake_labels)
+        loss_g = generator_loss(config.loss, on_fake.score)
+        if on_fake.logits is not None:
+            loss_g = loss_g + step.aux_weight * F.cross_entropy(on_fake.logits, step.fake_labels)
+        if on_fake.twin_logits is not None:
+            loss_g = loss_g - step.aux_weight * F.cross_entropy(
+                on_fake.twin_logits, step.fake_labels
+            )
         if config.mode_seeking > 0 and half > 0:
             loss_g = loss_g + config.mode_seeking * mode_seeking_penalty(fake, step.z, half)
     nets.opt_g.zero_grad(set_to_none=True)

@@ -50,6 +50,11 @@ class JobParams(BaseModel):
         description="AC-GAN weight from each step on, STEP:WEIGHT,... starting at step 0 (the "
         "shipped recipe's by default)",
     )
+    twin_classifier: StrictBool = Field(
+        False,
+        description="TAC-GAN: a twin digit head on the critic cancels the AC-GAN term's bias "
+        "towards easy digits; needs an AC-GAN weight above 0",
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     latent_dim: int = Field(64, ge=1, le=512)
     embed_dim: int = Field(32, ge=1, le=512)
@@ -86,6 +91,20 @@ class JobParams(BaseModel):
         "(training/README.md)",
     )
     eval_per_digit: int = Field(1000, ge=10, le=5000, description="samples per digit to evaluate")
+
+    @model_validator(mode="after")
+    def _twin_needs_aux(self) -> JobParams:
+        if self.twin_classifier and self.peak_aux_weight() == 0:
+            raise PydanticCustomError(
+                "twin_needs_aux",
+                "twin_classifier needs the AC-GAN term: aux_classifier or a schedule weight > 0",
+            )
+        return self
+
+    def peak_aux_weight(self) -> float:
+        if self.aux_classifier is not None:
+            return self.aux_classifier
+        return max(float(pair.split(":")[1]) for pair in self.aux_classifier_schedule.split(","))
 
     @field_validator(
         "steps", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "ema_decay", "mode_seeking",

@@ -65,9 +65,8 @@ def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
                  "mode_seeking", "seed", "precision"):  # fmt: skip
         assert getattr(default, name) == record[name], name
     assert default.generator == GeneratorConfig.from_dict(shipped["architecture"])
-    assert (
-        replace(default.discriminator, classifier_head=True).to_dict()
-        == (record["discriminator_architecture"])
+    assert replace(default.discriminator, classifier_head=True) == DiscriminatorConfig.from_dict(
+        record["discriminator_architecture"]
     )
     schedule = default.aux_classifier_schedule
     assert [schedule.at(step) for step in (0, 11_999, 12_000, 17_999)] == [0.1] * 4

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gan.networks import DiscriminatorConfig
+from gan.networks import NUM_CLASSES, DiscriminatorConfig
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import (
     ACTIVE_POINTER,
@@ -36,12 +36,17 @@ from training import cli
 from training.checkpoint import CHECKPOINT_FILE, CheckpointMismatch
 from training.config import Loss, TrainConfig, uses_bfloat16
 from training.data import Split, checksums, load_split
+from training.distributed import Distributed
 from training.ema import WARMUP_RULE, warmup_decay
 from training.evaluate import diversity_ratio, frechet_distance, precision_recall
 from training.schedule import StepSchedule
 from training.train import (
+    Step,
+    build_networks,
     discriminator_loss,
+    discriminator_step,
     generator_loss,
+    generator_step,
     learning_rate_scale,
     r1_penalty,
     train,
@@ -659,3 +664,80 @@ def test_learning_rate_decays_linearly_to_zero_from_its_start(config: TrainConfi
         1.0, 1.0, 1.0, 0.5, 0.25,
     ]  # fmt: skip
     assert learning_rate_scale(config, 2) == 1.0  # no decay unless asked
+
+
+# ----- TAC-GAN's twin classifier ---------------------------------------------------------------
+
+
+def test_the_twin_classifier_trains_and_is_recorded(config: TrainConfig) -> None:
+    """--twin-classifier builds the critic's second digit head, trains it (its weights move),
+    records it in the manifest and the checkpoint, and a resume must ask for the same critic."""
+    twin = replace(config, steps=2, checkpoint_every=2, twin_classifier=True)
+    path = Path(config.run_dir) / CHECKPOINT_FILE
+    train(replace(twin, version="early"))
+    early = torch.load(path, weights_only=True)["discriminator"]["classify_twin.weight"]
+    train(replace(twin, steps=4, resume=True))
+    state = torch.load(path, weights_only=True)
+    assert state["architectures"]["discriminator"]["twin_head"] is True
+    assert not torch.equal(state["discriminator"]["classify_twin.weight"], early)
+    training = ModelStore(config.store).manifest("v").training
+    assert training["twin_classifier"] is True
+    assert training["discriminator_architecture"]["twin_head"] is True
+    assert "twin_classifier" in training["recipe"]["changed"]
+    with pytest.raises(CheckpointMismatch, match="twin_head"):
+        train(replace(config, version="second", steps=6, resume=True))
+
+
+def test_a_checkpoint_from_before_the_twin_resumes(config: TrainConfig) -> None:
+    """Checkpoints written before the critic's config had a twin_head field describe a critic
+    without one: they resume as such, not as a mismatch."""
+    train(replace(config, steps=2, checkpoint_every=2))
+    path = Path(config.run_dir) / CHECKPOINT_FILE
+    state = torch.load(path, weights_only=True)
+    del state["architectures"]["discriminator"]["twin_head"]
+    torch.save(state, path)
+    train(replace(config, version="resumed", steps=3, resume=True))
+    assert ModelStore(config.store).manifest("resumed").training["resumed_at_step"] == 2
+
+
+def test_the_twin_cancels_the_ac_gan_term_for_the_generator(config: TrainConfig) -> None:
+    """The critic learns the twin head on fakes (its loss adds the twin's cross-entropy); the
+    generator's loss subtracts it, with the AC-GAN weight of the step (TAC-GAN's signs)."""
+    torch.manual_seed(0)
+    twin = replace(config, twin_classifier=True, mode_seeking=0.0, precision="float32")
+    nets = build_networks(twin, torch.device("cpu"), Distributed(rank=0, world_size=1))
+    nets.discriminator.eval()  # no power iteration: the same critic on every call
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    real_labels = torch.arange(8) % NUM_CLASSES
+    step = Step(
+        torch.randn(8, TINY_GENERATOR.latent_dim), torch.arange(8) % NUM_CLASSES, 0.5, 0.0, ()
+    )
+    with torch.no_grad():
+        fake = nets.g_train(step.z, step.fake_labels)
+        on_real = nets.discriminator(real, real_labels)
+        on_fake = nets.discriminator(fake, step.fake_labels)
+    assert on_real.logits is not None and on_fake.twin_logits is not None
+    expected_d = (
+        discriminator_loss("hinge", on_real.score, on_fake.score)
+        + 0.5 * F.cross_entropy(on_real.logits, real_labels)
+        + 0.5 * F.cross_entropy(on_fake.twin_logits, step.fake_labels)
+    )
+    loss_d, fake_for_g = discriminator_step(twin, nets, real, real_labels, step)
+    assert float(loss_d.detach()) == pytest.approx(float(expected_d), rel=1e-5)
+    with torch.no_grad():
+        on_fake = nets.discriminator(fake_for_g, step.fake_labels)  # the updated critic
+    assert on_fake.logits is not None and on_fake.twin_logits is not None
+    expected_g = (
+        generator_loss("hinge", on_fake.score)
+        + 0.5 * F.cross_entropy(on_fake.logits, step.fake_labels)
+        - 0.5 * F.cross_entropy(on_fake.twin_logits, step.fake_labels)
+    )
+    loss_g = generator_step(twin, nets, fake_for_g, step)
+    assert float(loss_g.detach()) == pytest.approx(float(expected_g), rel=1e-5)
+
+
+def test_the_twin_needs_the_ac_gan_term(tmp_path: Path, mnist_dir: Path) -> None:
+    argv = ["train", "--data-dir", str(mnist_dir), "--run-dir", str(tmp_path / "run")]
+    with pytest.raises(SystemExit, match="twin-classifier needs the AC-GAN term"):
+        cli.main([*argv, "--twin-classifier", "--aux-classifier", "0"])
+    assert not (tmp_path / "run").exists()
