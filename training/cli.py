@@ -32,7 +32,7 @@ from gan.store import CLASSIFIER_DIR, ModelStore, StoreError, VersionNotFound
 from training.augment import parse_policy
 from training.config import TrainConfig
 from training.data import DataError, checksums, download
-from training.options import build_parser
+from training.options import build_parser, parse_restarts
 from training.schedule import StepSchedule
 
 __all__ = ["build_parser", "main", "train_config"]
@@ -42,6 +42,12 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     """The run that ``train``'s options (or ``speed``'s, with the other fields left at their
     defaults) ask for."""
     run = {name: getattr(args, name) for name in _RUN_ARGUMENTS if hasattr(args, name)}
+    restarts = parse_restarts(args.lr_restarts)
+    if restarts and args.lr_decay_start is not None and restarts[0] <= args.lr_decay_start:
+        raise SystemExit(
+            f"error: --lr-restarts {args.lr_restarts} must come after --lr-decay-start "
+            f"{args.lr_decay_start} (or give --lr-restarts none)"
+        )
     if args.twin_classifier and aux_classifier_schedule(args).peak == 0:
         raise SystemExit("error: --twin-classifier needs the AC-GAN term: a weight above 0")
     return TrainConfig(
@@ -60,6 +66,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         r1_gamma=args.r1_gamma,
         r1_every=args.r1_every,
         lr_decay_start=args.lr_decay_start,
+        lr_restarts=restarts,
         precision=args.precision,
         generator=GeneratorConfig(
             latent_dim=args.latent_dim,

@@ -199,11 +199,18 @@ class Batches:
 
 
 def learning_rate_scale(config: TrainConfig, step: int) -> float:
-    """1 until ``lr_decay_start``, then falling linearly to 0 at the run's last step."""
+    """1 until ``lr_decay_start``, then falling linearly to 0 at the first restart, back to 1
+    there and falling to 0 at the next one, and so on to the run's last step. Restarts at or
+    after the last step do not happen, so a shorter run still ends its decay at 0."""
     start = config.lr_decay_start
     if start is None or step < start:
         return 1.0
-    return max(0.0, (config.steps - step) / max(1, config.steps - start))
+    ends = [restart for restart in config.lr_restarts if start < restart < config.steps]
+    for end in (*ends, config.steps):
+        if step < end:
+            return (end - step) / max(1, end - start)
+        start = end
+    return 0.0
 
 
 def set_learning_rates(config: TrainConfig, nets: Networks, step: int) -> None:

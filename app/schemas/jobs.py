@@ -13,6 +13,7 @@ from gan.networks import Upsampling
 
 # STEP:WEIGHT pairs, e.g. "0:0.1,18000:0.05"; the training CLI checks the rest (order, step 0).
 SCHEDULE_PATTERN = r"^\d+:\d+(\.\d+)?(,\d+:\d+(\.\d+)?)*$"
+RESTARTS_PATTERN = r"^(none|\d+(,\d+)*)$"
 AUGMENT_PATTERN = r"^(none|(translation|cutout)(,(translation|cutout))?)$"
 
 
@@ -56,7 +57,7 @@ class JobParams(BaseModel):
         "towards easy digits; needs an AC-GAN weight above 0",
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    latent_dim: int = Field(64, ge=1, le=512)
+    latent_dim: int = Field(128, ge=1, le=512)
     embed_dim: int = Field(32, ge=1, le=512)
     g_channels: int = Field(128, ge=2, le=1024)
     upsampling: Upsampling = Field(
@@ -84,6 +85,14 @@ class JobParams(BaseModel):
         "(the shipped recipe's 26,000, which null also means: a job that ends before its "
         "start keeps its rates constant)",
     )
+    lr_restarts: str = Field(
+        "36000",
+        pattern=RESTARTS_PATTERN,
+        max_length=1000,
+        description="warm restarts, STEP,... in increasing order after lr_decay_start: at each the "
+        "rates return to full and fall linearly to 0 at the next or the last step (the shipped "
+        "recipe's 36000; none: no restart; restarts at or after the job's last step do not happen)",
+    )
     precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",
         description="arithmetic of the forward passes: auto is bfloat16 autocast on CUDA and on "
@@ -98,6 +107,23 @@ class JobParams(BaseModel):
             raise PydanticCustomError(
                 "twin_needs_aux",
                 "twin_classifier needs the AC-GAN term: aux_classifier or a schedule weight > 0",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _restarts_after_the_decay(self) -> JobParams:
+        if self.lr_restarts == "none":
+            return self
+        steps = [int(step) for step in self.lr_restarts.split(",")]
+        if steps != sorted(set(steps)) or steps[0] < 1:
+            raise PydanticCustomError(
+                "restarts_order", "lr_restarts must be steps >= 1 in increasing order"
+            )
+        if self.lr_decay_start is not None and steps[0] <= self.lr_decay_start:
+            raise PydanticCustomError(
+                "restarts_after_decay",
+                "lr_restarts must come after lr_decay_start ({start}), or be none",
+                {"start": self.lr_decay_start},
             )
         return self
 

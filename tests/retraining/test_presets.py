@@ -185,3 +185,30 @@ def test_a_twin_without_the_ac_gan_term_is_refused(
     )
     assert allowed.status_code == 202, allowed.text
     wait_for_state(client, allowed.json()["id"], {"failed"})  # the stand-in trains nothing
+
+
+@pytest.mark.parametrize(
+    ("restarts", "error"),
+    [
+        ({"lr_restarts": "20000"}, "must come after lr_decay_start (26000)"),
+        ({"lr_restarts": "40000,38000"}, "increasing order"),
+        ({"lr_restarts": "0"}, "increasing order"),
+        ({"lr_restarts": "soon"}, "lr_restarts"),
+    ],
+)
+def test_restarts_before_the_decay_or_out_of_order_are_refused(
+    recorded: tuple[TestClient, Path], restarts: dict[str, object], error: str
+) -> None:
+    client, record = recorded
+    refused = client.post("/jobs", json=restarts, headers=AUTH)
+    assert refused.status_code == 422 and error in refused.text, refused.text
+    assert not record.exists()
+
+
+def test_restarts_reach_the_cli(recorded: tuple[TestClient, Path]) -> None:
+    client, record = recorded
+    job = client.post("/jobs", json={"steps": 6, "lr_restarts": "none"}, headers=AUTH)
+    assert job.status_code == 202, job.text
+    wait_for_state(client, job.json()["id"], {"failed"})  # the stand-in trains nothing
+    argv = json.loads(record.read_text())
+    assert argv[argv.index("--lr-restarts") + 1] == "none"

@@ -24,7 +24,7 @@ from training.export import GRID_SEED
 from training.schedule import StepSchedule
 from training.train import train
 
-SHIPPED = Path(__file__).parents[2] / "model_store" / "mnist-cgan-v4" / "manifest.json"
+SHIPPED = Path(__file__).parents[2] / "model_store" / "mnist-cgan-v5" / "manifest.json"
 TINY = ["--latent-dim", "8", "--embed-dim", "4", "--g-channels", "8", "--d-channels", "8"]
 
 
@@ -53,11 +53,12 @@ def config(tmp_path: Path, mnist_dir: Path) -> TrainConfig:
 
 
 def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
-    """mnist-cgan-v4's recipe (v2's four phases as one schedule, AC 0.1 to 18,000 steps, 0.05 to
-    22,000, 0.075 to 26,000, then 0.125; the hinge loss; 36,000 steps, the rates decaying from
-    26,000; a 256-channel critic; bfloat16 where the hardware has it; everything else the
-    defaults) is what a bare command trains. v4 was exported from run v4c's final checkpoint by
-    a zero-step resumed run with these defaults, so its manifest records no change."""
+    """mnist-cgan-v5's recipe (v2's four phases as one schedule, AC 0.1 to 18,000 steps, 0.05 to
+    22,000, 0.075 to 26,000, then 0.125; the hinge loss; 46,000 steps, the rates decaying from
+    26,000 to 0 at 36,000, then restarting and decaying to 0 again; a 256-channel critic; a
+    128-wide latent; bfloat16 where the hardware has it; everything else the defaults) is what a
+    bare command trains. v5 was exported from run v4j's final checkpoint by a zero-step resumed
+    run with these defaults, so its manifest records no change."""
     shipped = json.loads(SHIPPED.read_text())
     default = TrainConfig()
     record = shipped["training"]
@@ -80,6 +81,9 @@ def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
     for name in ("augment", "r1_gamma", "r1_every", "lr_decay_start"):  # the decay on, others off
         assert getattr(default, name) == record[name], name
     assert default.lr_decay_start == 26_000 and default.augment == "" and default.r1_gamma == 0
+    assert default.lr_restarts == (36_000,) and record["lr_restarts"] == [36_000]
+    assert default.generator.latent_dim == 128 and default.steps == 46_000
+    assert default.twin_classifier is False and record["twin_classifier"] is False
 
     # A bare command, or one giving only the steps or where files go, trains that recipe.
     parser = cli.build_parser()
@@ -92,9 +96,12 @@ def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
     never = cli.train_config(parser.parse_args(["train", "--lr-decay-start", "none"]))
     assert never.lr_decay_start is None
     assert recipe_record(never) == {"name": RECIPE, "changed": ["lr_decay_start"]}
+    once = cli.train_config(parser.parse_args(["train", "--lr-restarts", "none"]))
+    assert once.lr_restarts == () and recipe_record(once)["changed"] == ["lr_restarts"]
     defaults = vars(parser.parse_args(["train"]))
     assert defaults["aux_classifier_schedule"] == "0:0.1,18000:0.05,22000:0.075,26000:0.125"
-    assert defaults["d_channels"] == 256
+    assert defaults["d_channels"] == 256 and defaults["latent_dim"] == 128
+    assert defaults["lr_restarts"] == "36000"
     assert defaults["aux_classifier"] is None
 
 

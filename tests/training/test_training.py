@@ -666,6 +666,29 @@ def test_learning_rate_decays_linearly_to_zero_from_its_start(config: TrainConfi
     assert learning_rate_scale(config, 2) == 1.0  # no decay unless asked
 
 
+def test_learning_rates_restart_and_decay_again(config: TrainConfig) -> None:
+    """Each restart brings the rates back to full and they fall to 0 at the next restart or the
+    last step; a restart at or after the last step does not happen (the decay still ends at 0)."""
+    cycles = replace(config, steps=20, lr_decay_start=6, lr_restarts=(10, 16))
+    scales = [learning_rate_scale(cycles, step) for step in (5, 6, 8, 9, 10, 13, 16, 18, 19)]
+    assert scales == [1.0, 1.0, 0.5, 0.25, 1.0, 0.5, 1.0, 0.5, 0.25]
+    cut = replace(cycles, steps=12)
+    assert [learning_rate_scale(cut, step) for step in (9, 10, 11)] == [0.25, 1.0, 0.5]
+    assert learning_rate_scale(replace(cycles, lr_decay_start=None), 13) == 1.0
+
+
+def test_the_cli_refuses_restarts_out_of_order_or_before_the_decay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--run-dir", str(tmp_path / "run")]
+    with pytest.raises(SystemExit, match="must come after --lr-decay-start 26000"):
+        cli.main([*argv, "--lr-restarts", "20000"])
+    with pytest.raises(SystemExit) as usage:
+        cli.main([*argv, "--lr-restarts", "40000,38000"])
+    assert usage.value.code == 2 and "restart steps must increase" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 # ----- TAC-GAN's twin classifier ---------------------------------------------------------------
 
 
