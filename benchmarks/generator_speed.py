@@ -13,6 +13,12 @@ Examples::
     python benchmarks/generator_speed.py --random-init --quick # no trained model needed
     python benchmarks/generator_speed.py --device cuda --dtype bfloat16 --json
     python benchmarks/generator_speed.py --device cuda --compile reduce-overhead  # + CUDA graphs
+    python benchmarks/generator_speed.py --against mnist-cgan-v2 --batches 1,256  # side by side
+
+``--against BASELINE`` times the version and the baseline in one process, alternating short
+slices of forward passes (the first of each pair swaps every round), and prints each one's
+median images/s and the ratio: a slowdown of the machine hits both sides of a pair alike, where
+separate runs of the script differ by 20-50 % on a shared 2-core host.
 
 The serving benchmark (``harness.runner``) imports :func:`prepare_model` and :func:`measure`
 from here, so both benchmarks time the generator the same way.
@@ -25,6 +31,7 @@ import dataclasses
 import json
 import os
 import platform
+import statistics
 import sys
 import threading
 import time
@@ -103,9 +110,10 @@ def load_model(
         chosen = version or model_store.active_version()
         model_store.manifest(chosen)
     except VersionNotFound as error:
+        versions = ", ".join(m.version for m in model_store.versions()) or "none"
         raise SystemExit(
-            f"{error}\nPass --version NAME, or --random-init to time an untrained "
-            "generator of the default architecture."
+            f"{error} (the store has: {versions})\nPass --version NAME (or --against NAME), or "
+            "--random-init to time an untrained generator of the default architecture."
         ) from error
     loaded = model_store.load_generator(chosen, device)
     return loaded.version, loaded.model
@@ -249,6 +257,56 @@ def forward_rate(mut: ModelUnderTest, batch: int, seconds: float) -> float:
     )
 
 
+@dataclass(frozen=True)
+class Comparison:
+    batch: int
+    rounds: int
+    images_per_s: float  # median over the rounds, the version under test
+    baseline_images_per_s: float  # the same, the baseline
+    ratio_median: float  # of the rounds' ratios: version / baseline
+    ratio_min: float
+    ratio_max: float
+
+
+def compare(
+    mut: ModelUnderTest, baseline: ModelUnderTest, batch: int, *, rounds: int, seconds: float
+) -> Comparison:
+    """Forward-pass rates of ``mut`` and ``baseline`` at ``batch``, in ``rounds`` pairs of
+    ``seconds``-long slices, the pair's order swapping each round."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    for round_index in range(rounds):
+        if round_index % 2 == 0:
+            ours.append(forward_rate(mut, batch, seconds))
+            theirs.append(forward_rate(baseline, batch, seconds))
+        else:
+            theirs.append(forward_rate(baseline, batch, seconds))
+            ours.append(forward_rate(mut, batch, seconds))
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    return Comparison(
+        batch=batch,
+        rounds=rounds,
+        images_per_s=statistics.median(ours),
+        baseline_images_per_s=statistics.median(theirs),
+        ratio_median=statistics.median(ratios),
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+    )
+
+
+def comparison_table(label: str, baseline: str, rows: Sequence[Comparison]) -> str:
+    lines = [
+        f"| batch | {label} img/s | {baseline} img/s | ratio (median) | ratio (min-max) | rounds |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.batch} | {r.images_per_s:,.0f} | {r.baseline_images_per_s:,.0f} "
+            f"| {r.ratio_median:.2f} | {r.ratio_min:.2f}-{r.ratio_max:.2f} | {r.rounds} |"
+        )
+    return "\n".join(lines)
+
+
 def environment(mut: ModelUnderTest) -> dict[str, object]:
     return {
         "model": mut.label,
@@ -330,6 +388,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="time in the main thread (default: a dedicated thread, like the service's worker)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="BASELINE",
+        help="also time this version of the store side by side, in the same process, and print "
+        "the ratio (forward pass, alternating slices)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=12, help="pairs of slices per batch size with --against"
+    )
     parser.add_argument("--json", action="store_true", help="also print results as JSON")
     parser.add_argument("--json-out", type=Path, metavar="PATH", help="write results as JSON")
     args = parser.parse_args(argv)
@@ -344,6 +411,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     mut = prepare_model(args.store, args.version, args.random_init, args.device, args.dtype)
     mut = compile_model(mut, args.compile)
+    baseline = None
+    if args.against is not None:  # loaded before anything is timed: a bad name fails at once
+        baseline = prepare_model(args.store, args.against, False, args.device, args.dtype)
+        baseline = compile_model(baseline, args.compile)
     env = environment(mut)
     env["thread"] = "main" if args.main_thread else "worker"
     results = [
@@ -362,7 +433,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"min {args.min_time:g} s per measurement\n"
     )
     print(markdown_table(results))
-    document = {"environment": env, "results": [asdict(r) for r in results]}
+    document: dict[str, object] = {"environment": env, "results": [asdict(r) for r in results]}
+    if baseline is not None:
+        seconds = max(0.1, args.min_time / 4)
+        rows = [
+            compare(mut, baseline, batch, rounds=args.rounds, seconds=seconds)
+            for batch in args.batches
+        ]
+        print(
+            f"\nSide by side, forward pass: {args.rounds} alternating pairs of {seconds:g} s "
+            f"slices per batch size\n"
+        )
+        print(comparison_table(mut.label, baseline.label, rows))
+        document["against"] = {"baseline": baseline.label, "rows": [asdict(r) for r in rows]}
     if args.json:
         print(json.dumps(document, indent=2))
     if args.json_out is not None:
