@@ -275,13 +275,10 @@ def compare(
     ``seconds``-long slices, the pair's order swapping each round."""
     ours: list[float] = []
     theirs: list[float] = []
+    pair = ((mut, ours), (baseline, theirs))
     for round_index in range(rounds):
-        if round_index % 2 == 0:
-            ours.append(forward_rate(mut, batch, seconds))
-            theirs.append(forward_rate(baseline, batch, seconds))
-        else:
-            theirs.append(forward_rate(baseline, batch, seconds))
-            ours.append(forward_rate(mut, batch, seconds))
+        for model, rates in pair if round_index % 2 == 0 else reversed(pair):
+            rates.append(forward_rate(model, batch, seconds))
     ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
     return Comparison(
         batch=batch,
