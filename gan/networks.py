@@ -193,7 +193,7 @@ class Discriminator(nn.Module):
         # Only built when used: DistributedDataParallel rejects parameters that get no gradient.
         self.classify = nn.Linear(c * 7 * 7, NUM_CLASSES) if config.classifier_head else None
         twin = config.classifier_head and config.twin_head
-        self.classify_twin = nn.Linear(c * 7 * 7, NUM_CLASSES) if twin else None
+        self.classify_twin = twin_head(c * 7 * 7) if twin else None
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> Critique:
         h = self.features(images)  # (N, c*49)
@@ -202,6 +202,19 @@ class Discriminator(nn.Module):
         logits = self.classify(h) if self.classify is not None else None
         twin_logits = self.classify_twin(h) if self.classify_twin is not None else None
         return Critique(score, logits, twin_logits)
+
+
+# The twin's weights come from a seed of their own, outside the caller's random stream: a critic
+# with a twin has the other weights of the same critic without one, and leaves the stream where
+# that one would, so a run whose twin starts late (training's twin_classifier_from) is, until
+# that step, the run without a twin.
+TWIN_HEAD_SEED = 0
+
+
+def twin_head(features: int) -> nn.Linear:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TWIN_HEAD_SEED)
+        return nn.Linear(features, NUM_CLASSES)
 
 
 class Evaluator(nn.Module):

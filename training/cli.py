@@ -48,8 +48,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
             f"error: --lr-restarts {args.lr_restarts} must come after --lr-decay-start "
             f"{args.lr_decay_start} (or give --lr-restarts none)"
         )
-    if args.twin_classifier and aux_classifier_schedule(args).peak == 0:
-        raise SystemExit("error: --twin-classifier needs the AC-GAN term: a weight above 0")
+    if args.twin_classifier_from is not None and aux_classifier_schedule(args).peak == 0:
+        raise SystemExit("error: --twin-classifier-from needs the AC-GAN term: a weight above 0")
     return TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -61,7 +61,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         ema_decay=args.ema_decay,
         mode_seeking=args.mode_seeking,
         aux_classifier_schedule=aux_classifier_schedule(args),
-        twin_classifier=args.twin_classifier,
+        twin_classifier_from=args.twin_classifier_from,
         augment=",".join(parse_policy(args.augment)),
         r1_gamma=args.r1_gamma,
         r1_every=args.r1_every,

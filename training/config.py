@@ -61,10 +61,11 @@ class TrainConfig:
     # learns the digit of real images and G is rewarded when its images are read as the digit
     # asked for. It trades conditional accuracy against recall (training/README.md).
     aux_classifier_schedule: StepSchedule = RECIPE_AUX_CLASSIFIER
-    # TAC-GAN (Gong et al., 2019): a twin digit head on the critic learns the digits of G's
-    # images, and G is also rewarded for confusing it, with the same weight: the AC-GAN term's
-    # bias towards easy-to-classify digits cancels. Needs the AC-GAN term on.
-    twin_classifier: bool = False
+    # TAC-GAN (Gong et al., 2019): from this step on, a twin digit head on the critic learns the
+    # digits of G's images, and G is also rewarded for confusing it, with the AC-GAN term's
+    # weight: that term's bias towards easy-to-classify digits cancels. 0: from the first step;
+    # None: no twin. Needs the AC-GAN term on. v4l, the best run so far, added it at 36,000.
+    twin_classifier_from: int | None = None
     # Differentiable augmentation of everything the critic sees (training.augment), e.g.
     # "translation,cutout"; "" for none.
     augment: str = ""
@@ -102,14 +103,18 @@ RUN_FIELDS = frozenset(
 
 
 def discriminator_config(config: TrainConfig) -> DiscriminatorConfig:
-    """The critic a run builds. Its AC-GAN head (and the twin, if asked for) exists when the
-    weight is above 0 at some step of the schedule (whatever the run's length, so that a resumed
-    run finds the same critic); with the term off throughout it is left out, since DDP rejects
-    parameters without gradients."""
+    """The critic a run builds. Its AC-GAN head (and the twin, if asked for, from any step)
+    exists from the first step when the weight is above 0 at some step of the schedule (whatever
+    the run's length, so that a resumed run finds the same critic); with the term off throughout
+    it is left out, since DDP rejects parameters without gradients."""
     head = config.aux_classifier_schedule.peak > 0
-    return replace(
-        config.discriminator, classifier_head=head, twin_head=head and config.twin_classifier
-    )
+    twin = head and config.twin_classifier_from is not None
+    return replace(config.discriminator, classifier_head=head, twin_head=twin)
+
+
+def twin_trains_at(config: TrainConfig, step: int) -> bool:
+    """Whether the twin head and its term in G's loss are on at ``step``."""
+    return config.twin_classifier_from is not None and step >= config.twin_classifier_from
 
 
 def uses_bfloat16(config: TrainConfig, device: torch.device) -> bool:

@@ -255,11 +255,13 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     )
 
     recipe.add_argument(
-        "--twin-classifier",
-        action=argparse.BooleanOptionalAction,
-        default=TrainConfig.twin_classifier,
-        help="TAC-GAN: a twin digit head on the critic learns G's digits and G is rewarded for "
-        "confusing it, cancelling the AC-GAN term's bias to easy digits (needs the AC-GAN term)",
+        "--twin-classifier-from",
+        type=step_or_none,
+        default=str(TrainConfig.twin_classifier_from).lower(),  # argparse applies the type
+        metavar="STEP",
+        help="TAC-GAN: from STEP on (0: the first), a twin digit head on the critic learns G's "
+        "digits and G is rewarded for confusing it, cancelling the AC-GAN term's bias to easy "
+        "digits; needs the AC-GAN term; none: no twin (default: %(default)s)",
     )
 
 

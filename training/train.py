@@ -31,7 +31,13 @@ from training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from training.config import Loss, TrainConfig, discriminator_config, uses_bfloat16
+from training.config import (
+    Loss,
+    TrainConfig,
+    discriminator_config,
+    twin_trains_at,
+    uses_bfloat16,
+)
 from training.data import load_split
 from training.distributed import Distributed, place
 from training.ema import ema_of
@@ -148,7 +154,9 @@ def build_networks(config: TrainConfig, device: torch.device, ddp: Distributed) 
     d_train: nn.Module = discriminator
     if ddp.world_size > 1:  # each process trains a replica; DDP averages the gradients
         g_train = DistributedDataParallel(generator)
-        d_train = DistributedDataParallel(discriminator)
+        # A twin that starts late gets no gradient until then, which DDP must be told to expect.
+        late_twin = bool(config.twin_classifier_from) and discriminator.classify_twin is not None
+        d_train = DistributedDataParallel(discriminator, find_unused_parameters=late_twin)
     bfloat16 = uses_bfloat16(config, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16)
     return Networks(generator, discriminator, ema, opt_g, opt_d, g_train, d_train, autocast)
@@ -240,6 +248,7 @@ def train_step(
         z,
         fake_labels,
         aux_weight=config.aux_classifier_schedule.at(step_index),
+        twin_on=twin_trains_at(config, step_index),
         r1_weight=config.r1_gamma * config.r1_every if r1_due else 0.0,
         policy=parse_policy(config.augment),
     )
@@ -256,11 +265,14 @@ def paired_labels(count: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Step:
-    """What one step draws for G (latents and the digits asked for) and its AC-GAN weight."""
+    """What one step draws for G (latents and the digits asked for) and its terms' weights."""
 
     z: torch.Tensor
     fake_labels: torch.Tensor
     aux_weight: float
+    # The twin's terms, with aux_weight; before its start they are left out, not weighted 0, so
+    # that its head gets no gradient and Adam starts its state at the twin's first step.
+    twin_on: bool
     r1_weight: float  # gamma times the interval on the steps that pay the penalty, else 0
     policy: tuple[Policy, ...]  # the critic's augmentation
 
@@ -282,7 +294,7 @@ def discriminator_step(
         loss_d = discriminator_loss(config.loss, on_real.score, on_fake.score)
         if on_real.logits is not None:
             loss_d = loss_d + step.aux_weight * F.cross_entropy(on_real.logits, real_labels)
-        if on_fake.twin_logits is not None:  # the twin learns the digits G draws
+        if on_fake.twin_logits is not None and step.twin_on:  # it learns the digits G draws
             loss_d = loss_d + step.aux_weight * F.cross_entropy(
                 on_fake.twin_logits, step.fake_labels
             )
@@ -307,7 +319,7 @@ def generator_step(
         loss_g = generator_loss(config.loss, on_fake.score)
         if on_fake.logits is not None:
             loss_g = loss_g + step.aux_weight * F.cross_entropy(on_fake.logits, step.fake_labels)
-        if on_fake.twin_logits is not None:
+        if on_fake.twin_logits is not None and step.twin_on:
             loss_g = loss_g - step.aux_weight * F.cross_entropy(
                 on_fake.twin_logits, step.fake_labels
             )

@@ -51,10 +51,13 @@ class JobParams(BaseModel):
         description="AC-GAN weight from each step on, STEP:WEIGHT,... starting at step 0 (the "
         "shipped recipe's by default)",
     )
-    twin_classifier: StrictBool = Field(
-        False,
-        description="TAC-GAN: a twin digit head on the critic cancels the AC-GAN term's bias "
-        "towards easy digits; needs an AC-GAN weight above 0",
+    twin_classifier_from: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="TAC-GAN: from this step on (0: the first) a twin digit head on the critic "
+        "cancels the AC-GAN term's bias towards easy digits; needs an AC-GAN weight above 0 "
+        "(null: no twin)",
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     latent_dim: int = Field(128, ge=1, le=512)
@@ -103,10 +106,11 @@ class JobParams(BaseModel):
 
     @model_validator(mode="after")
     def _twin_needs_aux(self) -> JobParams:
-        if self.twin_classifier and self.peak_aux_weight() == 0:
+        if self.twin_classifier_from is not None and self.peak_aux_weight() == 0:
             raise PydanticCustomError(
                 "twin_needs_aux",
-                "twin_classifier needs the AC-GAN term: aux_classifier or a schedule weight > 0",
+                "twin_classifier_from needs the AC-GAN term: aux_classifier or a schedule "
+                "weight > 0",
             )
         return self
 
@@ -135,7 +139,8 @@ class JobParams(BaseModel):
     @field_validator(
         "steps", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "ema_decay", "mode_seeking",
         "aux_classifier", "seed", "latent_dim", "embed_dim", "g_channels", "d_channels",
-        "r1_gamma", "r1_every", "lr_decay_start", "eval_per_digit", mode="before",
+        "r1_gamma", "r1_every", "lr_decay_start", "twin_classifier_from", "eval_per_digit",
+        mode="before",
     )  # fmt: skip
     @classmethod
     def _json_number(cls, value: object) -> object:

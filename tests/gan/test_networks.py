@@ -10,6 +10,8 @@ import torch
 from gan.networks import (
     EVALUATORS,
     ConditionalBatchNorm2d,
+    Discriminator,
+    DiscriminatorConfig,
     Generator,
     GeneratorConfig,
     Upsampling,
@@ -72,3 +74,22 @@ def test_the_judge_is_another_network_than_the_classifier() -> None:
     }
     assert shapes["Judge"] != shapes["Classifier"]
     assert EVALUATORS["Judge"].feature_dim != EVALUATORS["Classifier"].feature_dim
+
+
+def test_a_twin_leaves_the_critic_and_the_random_stream_as_they_were() -> None:
+    """The twin head is initialised from its own seed: the rest of a critic with a twin is the
+    critic without one, and the caller's random numbers after it are the same."""
+    plain_config = DiscriminatorConfig(channels=8, classifier_head=True)
+    torch.manual_seed(3)
+    plain = Discriminator(plain_config).state_dict()
+    after_plain = torch.rand(4)
+    torch.manual_seed(3)
+    with_twin = Discriminator(replace(plain_config, twin_head=True)).state_dict()
+    after_twin = torch.rand(4)
+    assert torch.equal(after_plain, after_twin)
+    assert set(with_twin) - set(plain) == {"classify_twin.weight", "classify_twin.bias"}
+    for name, tensor in plain.items():
+        assert torch.equal(tensor, with_twin[name]), name
+    torch.manual_seed(4)  # another run's seed: the same twin, every time
+    again = Discriminator(replace(plain_config, twin_head=True)).state_dict()
+    assert torch.equal(again["classify_twin.weight"], with_twin["classify_twin.weight"])

@@ -154,7 +154,7 @@ def test_the_training_levers_reach_the_cli_and_bad_ones_are_refused(
     client, record = recorded
     levers = {
         "augment": "translation", "r1_gamma": 0.5, "r1_every": 8, "lr_decay_start": 3,
-        "twin_classifier": True,
+        "twin_classifier_from": 4,
     }  # fmt: skip
     job = client.post("/jobs", json={"steps": 6, **levers}, headers=AUTH)
     assert job.status_code == 202, job.text
@@ -163,7 +163,7 @@ def test_the_training_levers_reach_the_cli_and_bad_ones_are_refused(
     pairs = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
     assert pairs["--augment"] == "translation" and pairs["--r1-gamma"] == "0.5"
     assert pairs["--r1-every"] == "8" and pairs["--lr-decay-start"] == "3"
-    assert "--twin-classifier" in argv
+    assert pairs["--twin-classifier-from"] == "4"
     for field, value in (("augment", "rotation"), ("r1_gamma", -1), ("r1_every", 0)):
         refused = client.post("/jobs", json={field: value}, headers=AUTH)
         assert refused.status_code == 422 and field in refused.text, refused.text
@@ -176,12 +176,12 @@ def test_a_twin_without_the_ac_gan_term_is_refused(
     """TAC-GAN's twin head lives beside the AC-GAN head: with the AC-GAN weight 0 throughout
     there is none, and the job is refused up front instead of failing in the CLI."""
     client, record = recorded
-    refused = client.post("/jobs", json={"twin_classifier": True, **aux}, headers=AUTH)
+    refused = client.post("/jobs", json={"twin_classifier_from": 0, **aux}, headers=AUTH)
     assert refused.status_code == 422, refused.text
-    assert "twin_classifier needs the AC-GAN term" in refused.text
+    assert "twin_classifier_from needs the AC-GAN term" in refused.text
     assert not record.exists()  # no training command ran
     allowed = client.post(
-        "/jobs", json={"twin_classifier": True, "aux_classifier": 0.1}, headers=AUTH
+        "/jobs", json={"twin_classifier_from": 0, "aux_classifier": 0.1}, headers=AUTH
     )
     assert allowed.status_code == 202, allowed.text
     wait_for_state(client, allowed.json()["id"], {"failed"})  # the stand-in trains nothing

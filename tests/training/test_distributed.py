@@ -13,9 +13,10 @@ from gan.store import ModelStore
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("aux_classifier", ["0", "1.0"])
+# The late twin's head gets no gradient at step 0: DDP must be told to expect unused parameters.
+@pytest.mark.parametrize(("aux_classifier", "twin_from"), [("0", None), ("1.0", None), ("1.0", 1)])
 def test_torchrun_two_processes_publish_one_version(
-    tmp_path: Path, mnist_dir: Path, aux_classifier: str
+    tmp_path: Path, mnist_dir: Path, aux_classifier: str, twin_from: int | None
 ) -> None:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun is not None, "torchrun ships with torch"
@@ -27,6 +28,8 @@ def test_torchrun_two_processes_publish_one_version(
         "--g-channels", "8", "--d-channels", "8", "--device", "cpu", "--progress", "jsonl",
         "--version", "ddp", "--aux-classifier", aux_classifier, "--mode-seeking", "0.5",
     ]  # fmt: skip
+    if twin_from is not None:
+        command += ["--twin-classifier-from", str(twin_from)]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=120,
         env={"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent)},
@@ -35,3 +38,4 @@ def test_torchrun_two_processes_publish_one_version(
     assert result.stdout.count('"event": "exported"') == 1  # rank 0 alone writes artifacts
     loaded = ModelStore(store).load_generator("ddp")
     assert loaded.manifest.training["aux_classifier_schedule"] == f"0:{float(aux_classifier)}"
+    assert loaded.manifest.training["twin_classifier_from"] == twin_from

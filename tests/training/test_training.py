@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gan.networks import NUM_CLASSES, DiscriminatorConfig
+from gan.networks import NUM_CLASSES, DiscriminatorConfig, twin_head
 from gan.sampling import latents_for_seeds, to_uint8
 from gan.store import (
     ACTIVE_POINTER,
@@ -693,9 +693,10 @@ def test_the_cli_refuses_restarts_out_of_order_or_before_the_decay(
 
 
 def test_the_twin_classifier_trains_and_is_recorded(config: TrainConfig) -> None:
-    """--twin-classifier builds the critic's second digit head, trains it (its weights move),
-    records it in the manifest and the checkpoint, and a resume must ask for the same critic."""
-    twin = replace(config, steps=2, checkpoint_every=2, twin_classifier=True)
+    """--twin-classifier-from 0 builds the critic's second digit head, trains it (its weights
+    move), records it in the manifest and the checkpoint, and a resume must ask for the same
+    critic."""
+    twin = replace(config, steps=2, checkpoint_every=2, twin_classifier_from=0)
     path = Path(config.run_dir) / CHECKPOINT_FILE
     train(replace(twin, version="early"))
     early = torch.load(path, weights_only=True)["discriminator"]["classify_twin.weight"]
@@ -704,11 +705,45 @@ def test_the_twin_classifier_trains_and_is_recorded(config: TrainConfig) -> None
     assert state["architectures"]["discriminator"]["twin_head"] is True
     assert not torch.equal(state["discriminator"]["classify_twin.weight"], early)
     training = ModelStore(config.store).manifest("v").training
-    assert training["twin_classifier"] is True
+    assert training["twin_classifier_from"] == 0
     assert training["discriminator_architecture"]["twin_head"] is True
-    assert "twin_classifier" in training["recipe"]["changed"]
+    assert "twin_classifier_from" in training["recipe"]["changed"]
     with pytest.raises(CheckpointMismatch, match="twin_head"):
         train(replace(config, version="second", steps=6, resume=True))
+
+
+def test_a_late_twin_is_the_run_without_one_until_its_start(config: TrainConfig) -> None:
+    """--twin-classifier-from 2: steps 0 and 1 are those of the run without a twin (the same
+    generator, bit for bit), the head keeps its initial weights and Adam holds no state for it;
+    from step 2 it trains, and a run resumed across its start is the straight run."""
+    late = replace(config, steps=4, checkpoint_every=2, twin_classifier_from=2)
+    root = Path(config.run_dir)
+    train(replace(config, steps=2, version="plain", run_dir=str(root / "plain")))
+    train(replace(late, steps=2, version="before", run_dir=str(root / "split")))
+    assert_same_weights(weights_of(config, "plain"), weights_of(config, "before"))
+    state = torch.load(root / "split" / CHECKPOINT_FILE, weights_only=True)
+    init = twin_head(TINY_DISCRIMINATOR.channels * 7 * 7)
+    assert torch.equal(state["discriminator"]["classify_twin.weight"], init.weight.detach())
+    assert list(state["discriminator"])[-2:] == ["classify_twin.weight", "classify_twin.bias"]
+    assert adam_state_of(state) == parameter_indices(state)[:-2]  # the twin's are the last two
+
+    train(replace(late, version="resumed", run_dir=str(root / "split"), resume=True))
+    state = torch.load(root / "split" / CHECKPOINT_FILE, weights_only=True)
+    assert not torch.equal(state["discriminator"]["classify_twin.weight"], init.weight.detach())
+    assert adam_state_of(state) == parameter_indices(state)
+    train(replace(late, version="straight", run_dir=str(root / "straight")))
+    assert_same_weights(weights_of(config, "straight"), weights_of(config, "resumed"))
+    train(replace(config, steps=4, version="no-twin", run_dir=str(root / "no-twin")))
+    assert differs(weights_of(config, "straight"), weights_of(config, "no-twin"))
+
+
+def adam_state_of(checkpoint: dict[str, Any]) -> list[int]:
+    """The critic's parameters (by index) that its Adam has stepped."""
+    return sorted(checkpoint["opt_d"]["state"])
+
+
+def parameter_indices(checkpoint: dict[str, Any]) -> list[int]:
+    return sorted(checkpoint["opt_d"]["param_groups"][0]["params"])
 
 
 def test_a_checkpoint_from_before_the_twin_resumes(config: TrainConfig) -> None:
@@ -727,13 +762,18 @@ def test_the_twin_cancels_the_ac_gan_term_for_the_generator(config: TrainConfig)
     """The critic learns the twin head on fakes (its loss adds the twin's cross-entropy); the
     generator's loss subtracts it, with the AC-GAN weight of the step (TAC-GAN's signs)."""
     torch.manual_seed(0)
-    twin = replace(config, twin_classifier=True, mode_seeking=0.0, precision="float32")
+    twin = replace(config, twin_classifier_from=0, mode_seeking=0.0, precision="float32")
     nets = build_networks(twin, torch.device("cpu"), Distributed(rank=0, world_size=1))
     nets.discriminator.eval()  # no power iteration: the same critic on every call
     real = torch.rand(8, 1, 28, 28) * 2 - 1
     real_labels = torch.arange(8) % NUM_CLASSES
     step = Step(
-        torch.randn(8, TINY_GENERATOR.latent_dim), torch.arange(8) % NUM_CLASSES, 0.5, 0.0, ()
+        torch.randn(8, TINY_GENERATOR.latent_dim),
+        torch.arange(8) % NUM_CLASSES,
+        aux_weight=0.5,
+        twin_on=True,
+        r1_weight=0.0,
+        policy=(),
     )
     with torch.no_grad():
         fake = nets.g_train(step.z, step.fake_labels)
@@ -761,6 +801,6 @@ def test_the_twin_cancels_the_ac_gan_term_for_the_generator(config: TrainConfig)
 
 def test_the_twin_needs_the_ac_gan_term(tmp_path: Path, mnist_dir: Path) -> None:
     argv = ["train", "--data-dir", str(mnist_dir), "--run-dir", str(tmp_path / "run")]
-    with pytest.raises(SystemExit, match="twin-classifier needs the AC-GAN term"):
-        cli.main([*argv, "--twin-classifier", "--aux-classifier", "0"])
+    with pytest.raises(SystemExit, match="twin-classifier-from needs the AC-GAN term"):
+        cli.main([*argv, "--twin-classifier-from", "0", "--aux-classifier", "0"])
     assert not (tmp_path / "run").exists()
