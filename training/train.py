@@ -155,7 +155,7 @@ def build_networks(config: TrainConfig, device: torch.device, ddp: Distributed) 
     if ddp.world_size > 1:  # each process trains a replica; DDP averages the gradients
         g_train = DistributedDataParallel(generator)
         # A twin that starts late gets no gradient until then, which DDP must be told to expect.
-        late_twin = bool(config.twin_classifier_from) and discriminator.classify_twin is not None
+        late_twin = discriminator.classify_twin is not None and not twin_trains_at(config, 0)
         d_train = DistributedDataParallel(discriminator, find_unused_parameters=late_twin)
     bfloat16 = uses_bfloat16(config, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16)
