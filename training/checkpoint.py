@@ -57,27 +57,65 @@ def load_checkpoint(
     networks: dict[str, dict[str, Any]],
     parts: Mapping[str, Stateful],
     device: torch.device,
+    twin_from: int | None = None,
 ) -> int:
-    """Restore ``parts`` and the global RNG from ``path``; returns the step to continue from."""
+    """Restore ``parts`` and the global RNG from ``path``; returns the step to continue from.
+
+    A checkpoint whose critic lacks only the twin head continues as the run whose twin starts at
+    ``twin_from``, if that is not before the checkpoint's step: until its start a late twin's run
+    is the run without one (gan.networks.twin_head), so the head takes its initial weights and
+    Adam has no state for it yet, as it would have had. This is v4l's graft as an option."""
     state = torch.load(path, map_location=device, weights_only=True)
-    check_architectures(state, path, networks)
+    step = int(state["step"])
+    recorded = recorded_architectures(state)
+    if lacks_only_the_twin(recorded, networks):
+        if twin_from is None or twin_from < step:
+            raise CheckpointMismatch(
+                f"{path} at step {step} holds a critic without the twin head: a twin can be "
+                f"added from step {step} on (--twin-classifier-from >= {step}), not from "
+                f"{twin_from}, since the run that had it earlier trained it before this step"
+            )
+        graft_twin(state, parts)
+    elif recorded is not None and recorded != networks:
+        raise CheckpointMismatch(
+            f"{path} holds networks {recorded}, this run asks for {networks}: "
+            "give the same architecture options, or a new --run-dir"
+        )
     for name, part in parts.items():
         part.load_state_dict(state[name])
     torch.set_rng_state(state["rng"])
-    return int(state["step"])
+    return step
 
 
-def check_architectures(
-    state: dict[str, Any], path: Path, expected: dict[str, dict[str, Any]]
-) -> None:
+def recorded_architectures(state: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """The checkpoint's networks as their configs read them today: missing fields take defaults
+    (a checkpoint from before the twin existed describes a critic without one)."""
     recorded = state.get("architectures")
-    if recorded is not None:  # as the networks' configs read it: missing fields take defaults
-        recorded = {
-            "generator": GeneratorConfig.from_dict(recorded["generator"]).to_dict(),
-            "discriminator": DiscriminatorConfig.from_dict(recorded["discriminator"]).to_dict(),
-        }
-    if recorded is not None and recorded != expected:
-        raise CheckpointMismatch(
-            f"{path} holds networks {recorded}, this run asks for {expected}: "
-            "give the same architecture options, or a new --run-dir"
-        )
+    if recorded is None:
+        return None
+    return {
+        "generator": GeneratorConfig.from_dict(recorded["generator"]).to_dict(),
+        "discriminator": DiscriminatorConfig.from_dict(recorded["discriminator"]).to_dict(),
+    }
+
+
+def lacks_only_the_twin(
+    recorded: dict[str, dict[str, Any]] | None, expected: dict[str, dict[str, Any]]
+) -> bool:
+    if recorded is None or recorded["discriminator"]["twin_head"]:
+        return False
+    with_twin = {**recorded["discriminator"], "twin_head": True}
+    return recorded["generator"] == expected["generator"] and with_twin == expected["discriminator"]
+
+
+def graft_twin(state: dict[str, Any], parts: Mapping[str, Stateful]) -> None:
+    """Give a twin-less checkpoint the freshly built critic's twin: its weights, and places in
+    the critic's Adam with no state. The twin's parameters are the critic's last (it is the
+    last module registered), so they take the next indices."""
+    built = parts["discriminator"].state_dict()
+    state["discriminator"].update(
+        {key: value for key, value in built.items() if key not in state["discriminator"]}
+    )
+    (group,) = state["opt_d"]["param_groups"]
+    (built_group,) = parts["opt_d"].state_dict()["param_groups"]
+    group["params"] = [*group["params"], *built_group["params"][len(group["params"]) :]]

@@ -165,7 +165,8 @@ def build_networks(config: TrainConfig, device: torch.device, ddp: Distributed) 
 def resume(path: Path, config: TrainConfig, nets: Networks, device: torch.device) -> int:
     """Continue from a checkpoint; returns its step. The command line wins over the checkpoint:
     a resumed run may cool the learning rates."""
-    step = load_checkpoint(path, architectures(config), nets.parts(), device)
+    twin_from = config.twin_classifier_from
+    step = load_checkpoint(path, architectures(config), nets.parts(), device, twin_from)
     for optimizer, lr in ((nets.opt_g, config.lr_g), (nets.opt_d, config.lr_d)):
         for group in optimizer.param_groups:
             group["lr"], group["betas"] = lr, (config.beta1, config.beta2)

@@ -737,6 +737,29 @@ def test_a_late_twin_is_the_run_without_one_until_its_start(config: TrainConfig)
     assert differs(weights_of(config, "straight"), weights_of(config, "no-twin"))
 
 
+def test_a_twin_joins_a_run_without_one_at_its_checkpoint(config: TrainConfig) -> None:
+    """A checkpoint of the run without a twin, resumed with the twin from its step or later,
+    continues as the late twin's run: generator, critic and Adam's state bit for bit. A twin
+    from before the checkpoint's step is refused: that run trained it already."""
+    root = Path(config.run_dir)
+    plain = replace(config, steps=2, checkpoint_every=2, run_dir=str(root / "graft"))
+    train(replace(plain, version="plain"))
+    late = replace(plain, steps=4, twin_classifier_from=2, resume=True)
+    with pytest.raises(CheckpointMismatch, match=r"from step 2 on \(--twin-classifier-from >= 2"):
+        train(replace(late, version="early", twin_classifier_from=1))
+    train(replace(late, version="grafted"))
+    straight = replace(late, version="straight", run_dir=str(root / "straight"), resume=False)
+    train(straight)
+    assert_same_weights(weights_of(config, "straight"), weights_of(config, "grafted"))
+    grafted = torch.load(root / "graft" / CHECKPOINT_FILE, weights_only=True)
+    expected = torch.load(root / "straight" / CHECKPOINT_FILE, weights_only=True)
+    assert grafted["architectures"] == expected["architectures"]
+    assert_same_weights(grafted["discriminator"], expected["discriminator"])
+    assert adam_state_of(grafted) == parameter_indices(grafted) == parameter_indices(expected)
+    for index, moments in expected["opt_d"]["state"].items():
+        assert_same_weights(grafted["opt_d"]["state"][index], moments)
+
+
 def adam_state_of(checkpoint: dict[str, Any]) -> list[int]:
     """The critic's parameters (by index) that its Adam has stepped."""
     return sorted(checkpoint["opt_d"]["state"])
