@@ -28,7 +28,7 @@ import torch
 from gan.imaging import encode_png, tile
 from gan.networks import DiscriminatorConfig, GeneratorConfig
 from gan.sampling import latents_for_seeds, to_uint8
-from gan.store import CLASSIFIER_DIR, ModelStore, StoreError, VersionNotFound
+from gan.store import CLASSIFIER_DIR, JUDGE_DIR, ModelStore, StoreError, VersionNotFound
 from training.augment import parse_policy
 from training.config import TrainConfig
 from training.data import DataError, checksums, download
@@ -190,6 +190,23 @@ def run_evaluate(args: argparse.Namespace) -> None:
     print_metrics(metrics, args.json)
 
 
+def run_compare(args: argparse.Namespace) -> None:
+    from training.compare import OverlappingSeedSets, as_json, compare, table
+
+    store = ModelStore(args.store)
+    candidate, baseline = known_version(store, args.candidate), known_version(store, args.baseline)
+    evaluators = args.evaluator or [
+        name for name in (CLASSIFIER_DIR, JUDGE_DIR) if store.has_evaluator(name)
+    ]
+    try:
+        rows = compare(
+            store, candidate, baseline, args.data_dir, args.seeds, evaluators, args.per_digit
+        )
+    except OverlappingSeedSets as error:
+        raise SystemExit(f"error: --seeds: {error}") from error
+    print(json.dumps(as_json(rows)) if args.json else table(rows, candidate, baseline))
+
+
 def run_reference(args: argparse.Namespace) -> None:
     from training.evaluate import real_reference
 
@@ -293,6 +310,8 @@ def run(argv: list[str] | None) -> None:
             run_evaluate(args)
         elif args.command == "reference":
             run_reference(args)
+        elif args.command == "compare":
+            run_compare(args)
         elif args.command == "sample":
             run_sample(args)
         elif args.command == "activate":

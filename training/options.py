@@ -18,6 +18,7 @@ from typing import get_args
 from gan.networks import NUM_CLASSES, Upsampling
 from gan.store import CLASSIFIER_DIR, EVALUATOR_ARCHITECTURES
 from training.augment import parse_policy
+from training.compare import DEFAULT_SEEDS
 from training.config import Loss, Precision, TrainConfig
 from training.data import DATA_DIR_ENV
 from training.schedule import StepSchedule
@@ -85,6 +86,18 @@ def truncation(text: str) -> float:
     return value
 
 
+def seed_list(text: str) -> tuple[int, ...]:
+    """ "0,100000,200000": distinct seeds >= 0."""
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        message = f"{text!r} is not a comma-separated list of seeds"
+        raise argparse.ArgumentTypeError(message) from None
+    if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: the seeds must be distinct and >= 0")
+    return seeds
+
+
 def seconds(text: str) -> float:
     value = float(text)
     if not 0 < value <= 600:
@@ -136,6 +149,12 @@ COMMANDS = {
         "N training digits of each digit (drawn by --seed) against the test digits, every metric"
         " of evaluate: what a perfect generator would reach, by the chosen evaluator. Writes"
         " nothing.",
+    ),
+    "compare": (
+        "score two versions side by side on the same seed sets, by each evaluator",
+        "Every headline metric (accuracy, the worst digit's accuracy, FID, precision, recall,"
+        " diversity) of both versions on each seed set, as evaluate --seed scores them, and on"
+        " how many sets the candidate is better: a Markdown table, or JSON. Writes nothing.",
     ),
     "sample": (
         "write samples of a version as a PNG grid or an .npz archive",
@@ -359,6 +378,21 @@ def _reference_options(reference: argparse.ArgumentParser) -> None:
     _add_evaluator(reference, "who scores: the project's classifier, or the independent judge")
 
 
+def _compare_options(compare: argparse.ArgumentParser) -> None:
+    compare.add_argument("candidate", help="the version in question")
+    compare.add_argument("baseline", help="the version it is held against, e.g. the active one")
+    _scoring_options(compare, "samples of each digit in each seed set")
+    text = "first seeds of the sample sets, comma-separated; the sets must not overlap"
+    default = ",".join(str(seed) for seed in DEFAULT_SEEDS)
+    compare.add_argument("--seeds", type=seed_list, default=default, metavar="S,S,...", help=text)
+    text = (
+        "who scores, once per evaluator given (default: the classifier, and the judge where "
+        "the store has one)"
+    )
+    choices = list(EVALUATOR_ARCHITECTURES)
+    compare.add_argument("--evaluator", action="append", choices=choices, help=text)
+
+
 def _scoring_options(parser: argparse.ArgumentParser, per_digit: str) -> None:
     _add_store(parser)
     _add_data_dir(parser)
@@ -396,6 +430,7 @@ _OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "train-classifier": _classifier_options,
     "evaluate": _evaluate_options,
     "reference": _reference_options,
+    "compare": _compare_options,
     "sample": _sample_options,
     "activate": _activate_options,
     "download": _download_options,

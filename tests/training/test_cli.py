@@ -21,8 +21,8 @@ from training.config import TrainConfig
 from training.data import DATA_DIR_ENV, SPLIT_FILES
 
 COMMANDS = [
-    *["train", "speed", "train-classifier", "evaluate", "reference", "sample", "activate"],
-    "download",
+    *["train", "speed", "train-classifier", "evaluate", "reference", "compare", "sample"],
+    *["activate", "download"],
 ]
 
 
