@@ -34,12 +34,14 @@ from support.browser import (
 pytestmark = pytest.mark.slow
 
 # Networks small enough to start at once; 5,000 steps is long enough to be cancelled mid-way.
+# The twin from step 2: the page's newest lever, sent as the number typed.
 TINY_JOB = {
     "latent_dim": "8",
     "embed_dim": "4",
     "g_channels": "8",
     "d_channels": "8",
     "eval_per_digit": "10",
+    "twin_classifier_from": "2",
 }
 LOSS_D_RGB, LOSS_G_RGB = (0x0B, 0x5C, 0xAD), (0xC2, 0x41, 0x0C)  # chart.js's line colours
 
