@@ -1,8 +1,9 @@
 """Checkpoints of a training run: everything ``--resume`` needs to continue bit for bit.
 
 A checkpoint is one ``torch.save`` file in the run directory holding the step reached, the networks'
-architectures (so that it describes itself), the state of every trained object (generator,
-discriminator, EMA including its update count, both optimisers) and the global RNG state.
+architectures and the run's pieces so far (so that it describes itself: ``training.provenance``),
+the state of every trained object (generator, discriminator, EMA including its update count, both
+optimisers) and the global RNG state.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from gan.networks import DiscriminatorConfig, GeneratorConfig
 from training.config import TrainConfig, discriminator_config
+from training.provenance import unrecorded_piece
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -41,10 +43,14 @@ def architectures(config: TrainConfig) -> dict[str, dict[str, Any]]:
 
 
 def save_checkpoint(
-    path: Path, step: int, networks: dict[str, dict[str, Any]], parts: Mapping[str, Stateful]
+    path: Path,
+    step: int,
+    networks: dict[str, dict[str, Any]],
+    parts: Mapping[str, Stateful],
+    pieces: list[dict[str, Any]],
 ) -> None:
     """Write atomically: a crash mid-save leaves the previous checkpoint in place."""
-    state: dict[str, Any] = {"step": step, "architectures": networks}
+    state: dict[str, Any] = {"step": step, "architectures": networks, "pieces": pieces}
     state.update({name: part.state_dict() for name, part in parts.items()})
     state["rng"] = torch.get_rng_state()
     tmp = path.with_suffix(".tmp")
@@ -58,8 +64,9 @@ def load_checkpoint(
     parts: Mapping[str, Stateful],
     device: torch.device,
     twin_from: int | None = None,
-) -> int:
-    """Restore ``parts`` and the global RNG from ``path``; returns the step to continue from.
+) -> tuple[int, list[dict[str, Any]]]:
+    """Restore ``parts`` and the global RNG from ``path``; returns the step to continue from and
+    the run's pieces up to it (one unrecorded piece for a checkpoint from before they were).
 
     A checkpoint whose critic lacks only the twin head continues as the run whose twin starts at
     ``twin_from``, if that is not before the checkpoint's step: until its start a late twin's run
@@ -84,7 +91,7 @@ def load_checkpoint(
     for name, part in parts.items():
         part.load_state_dict(state[name])
     torch.set_rng_state(state["rng"])
-    return step
+    return step, state.get("pieces") or [unrecorded_piece(step)]
 
 
 def recorded_architectures(state: dict[str, Any]) -> dict[str, dict[str, Any]] | None:

@@ -32,6 +32,7 @@ from training.data import checksums
 from training.ema import WARMUP_RULE
 from training.evaluate import manifest_metrics
 from training.progress import Phase
+from training.provenance import pieces_record
 
 # The sample grid's latents: GRID_SEED seeds one torch generator that draws all 100 latents in
 # order, row by row; row d holds digit d. Every version of one latent size shows the same latents.
@@ -69,13 +70,14 @@ def check_publishable(config: TrainConfig, evaluate: bool) -> None:
 def export(
     config: TrainConfig,
     ema_generator: nn.Module,
-    resumed_at_step: int = 0,
+    pieces: list[dict[str, Any]],
     evaluate_per_digit: int | None = None,
     phase: Callable[[Phase], None] = lambda _: None,
 ) -> str:
     """Stage the EMA generator as a new version, evaluate it there if ``evaluate_per_digit``
     (announcing the "evaluating" phase), then publish it ("publishing"); returns the version.
-    A resumed run records the step it resumed at: the configuration before it may have differed."""
+    The manifest records the run's ``pieces`` and the step the last one resumed at: the
+    configuration before it may have differed."""
     version = config.version or new_version_name()
     device = next(ema_generator.parameters()).device
     grid = sample_grid(ema_generator, config.generator.latent_dim, device)
@@ -85,7 +87,7 @@ def export(
         architecture=config.generator.to_dict(),
         weights_file=WEIGHTS_FILE,
         weights_sha256="",  # filled in by staging from the bytes it writes
-        training=training_record(config, resumed_at_step, uses_bfloat16(config, device)),
+        training=training_record(config, pieces, uses_bfloat16(config, device)),
         data={"mnist_md5": checksums(config.data_dir)},
         parent=config.parent,
     )
@@ -105,7 +107,9 @@ def export(
     return version
 
 
-def training_record(config: TrainConfig, resumed_at_step: int, bfloat16: bool) -> dict[str, Any]:
+def training_record(
+    config: TrainConfig, pieces: list[dict[str, Any]], bfloat16: bool
+) -> dict[str, Any]:
     """The manifest's training section: the run's options (the schedule in the syntax the CLI
     reads, and what ``precision`` meant on this device), the generator's own architecture left
     to the manifest's ``architecture``."""
@@ -116,6 +120,7 @@ def training_record(config: TrainConfig, resumed_at_step: int, bfloat16: bool) -
     training["discriminator_architecture"] = discriminator_config(config).to_dict()
     training["arithmetic"] = "bfloat16" if bfloat16 else "float32"
     training["ema_warmup"] = WARMUP_RULE
-    training["resumed_at_step"] = resumed_at_step
+    training["resumed_at_step"] = pieces[-1]["from_step"]
+    training["pieces"] = pieces_record(config, pieces)
     training["recipe"] = recipe_record(config)
     return training

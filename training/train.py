@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,7 @@ from training.distributed import Distributed, place
 from training.ema import ema_of
 from training.export import check_publishable, export, sample_grid
 from training.progress import ProgressMode, ProgressReporter, TrainingProgress
+from training.provenance import new_piece
 
 
 def train(
@@ -61,9 +63,11 @@ def train(
     images, labels = load_images(config, device)
     nets = build_networks(config, device, ddp)
     checkpoint = run_dir / CHECKPOINT_FILE
-    start_step = 0
+    start_step, pieces = 0, list[dict[str, Any]]()  # the run's pieces (training.provenance)
     if config.resume and checkpoint.exists():
-        start_step = resume(checkpoint, config, nets, device)
+        start_step, pieces = resume(checkpoint, config, nets, device)
+    bfloat16 = uses_bfloat16(config, device)
+    pieces.append(new_piece(config, start_step, device, bfloat16, ddp.world_size))
 
     batches = Batches(images, labels, config, ddp, memory_format(device))
     progress = TrainingProgress(
@@ -83,13 +87,15 @@ def train(
             grid = sample_grid(nets.ema.module, config.generator.latent_dim, device)
             write_atomic(run_dir / SAMPLES_FILE, grid)  # the jobs API serves it meanwhile
         if ddp.is_main and due(done, config.checkpoint_every, config.steps):
-            save_checkpoint(checkpoint, done, architectures(config), nets.parts())
+            pieces[-1]["to_step"] = done
+            save_checkpoint(checkpoint, done, architectures(config), nets.parts(), pieces)
         progress.after_step(done, batches.epoch(step), loss_d, loss_g)
     progress.close()
     ddp.close()  # the other ranks are done; rank 0 alone evaluates and publishes
     if not ddp.is_main:
         return None
-    version = export(config, nets.ema.module, start_step, evaluate_per_digit, reporter.phase)
+    pieces[-1]["to_step"] = max(start_step, config.steps)
+    version = export(config, nets.ema.module, pieces, evaluate_per_digit, reporter.phase)
     progress.exported(version)
     return version
 
@@ -162,15 +168,17 @@ def build_networks(config: TrainConfig, device: torch.device, ddp: Distributed) 
     return Networks(generator, discriminator, ema, opt_g, opt_d, g_train, d_train, autocast)
 
 
-def resume(path: Path, config: TrainConfig, nets: Networks, device: torch.device) -> int:
-    """Continue from a checkpoint; returns its step. The command line wins over the checkpoint:
-    a resumed run may cool the learning rates."""
+def resume(
+    path: Path, config: TrainConfig, nets: Networks, device: torch.device
+) -> tuple[int, list[dict[str, Any]]]:
+    """Continue from a checkpoint; returns its step and the run's pieces so far. The command
+    line wins over the checkpoint: a resumed run may cool the learning rates."""
     twin_from = config.twin_classifier_from
-    step = load_checkpoint(path, architectures(config), nets.parts(), device, twin_from)
+    step, pieces = load_checkpoint(path, architectures(config), nets.parts(), device, twin_from)
     for optimizer, lr in ((nets.opt_g, config.lr_g), (nets.opt_d, config.lr_d)):
         for group in optimizer.param_groups:
             group["lr"], group["betas"] = lr, (config.beta1, config.beta2)
-    return step
+    return step, pieces
 
 
 class Batches:

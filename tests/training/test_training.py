@@ -216,6 +216,41 @@ def test_resume_from_checkpoint_matches_a_straight_run(
     assert differs(weights_of(config, "straight"), weights_of(config, "half"))
 
 
+def test_each_piece_of_a_resumed_run_is_recorded(config: TrainConfig) -> None:
+    """A start or a resume is a piece of the run: the manifest lists each one's steps, what it
+    ran on, and the options in which it differed from the run's recorded ones (the last
+    piece's); the checkpoint carries them from one piece to the next."""
+    base = replace(config, steps=4, checkpoint_every=2)
+    train(replace(base, version="half", steps=2, lr_g=1e-3))
+    train(replace(base, version="whole", resume=True))
+    store = ModelStore(config.store)
+    training = store.manifest("whole").training
+    pieces = training["pieces"]
+    assert [(piece["from_step"], piece["to_step"]) for piece in pieces] == [(0, 2), (2, 4)]
+    assert pieces[0]["differs"] == {"steps": 2, "lr_g": 1e-3} and pieces[1]["differs"] == {}
+    assert training["resumed_at_step"] == 2
+    for piece in pieces:
+        assert piece["threads"] == torch.get_num_threads() and piece["processes"] == 1
+        assert piece["arithmetic"] == training["arithmetic"] and piece["torch"] == torch.__version__
+        assert isinstance(piece["hardware"], str) and piece["hardware"]
+    (alone,) = store.manifest("half").training["pieces"]
+    assert alone == {**pieces[0], "differs": {}}  # that run's own options, as it recorded them
+    state = torch.load(Path(config.run_dir) / CHECKPOINT_FILE, weights_only=True)
+    assert [piece["to_step"] for piece in state["pieces"]] == [2, 4]
+
+
+def test_a_checkpoint_from_before_pieces_were_recorded_says_so(config: TrainConfig) -> None:
+    train(replace(config, steps=2, checkpoint_every=2))
+    path = Path(config.run_dir) / CHECKPOINT_FILE
+    state = torch.load(path, weights_only=True)
+    del state["pieces"]
+    torch.save(state, path)
+    train(replace(config, version="resumed", steps=3, resume=True))
+    first, last = ModelStore(config.store).manifest("resumed").training["pieces"]
+    assert first == {"from_step": 0, "to_step": 2, "recorded": False}
+    assert (last["from_step"], last["to_step"], last["differs"]) == (2, 3, {})
+
+
 def test_resume_without_checkpoint_starts_from_scratch(config: TrainConfig) -> None:
     root = Path(config.run_dir)
     train(replace(config, version="fresh", run_dir=str(root / "fresh")))
