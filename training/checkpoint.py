@@ -17,7 +17,7 @@ import torch
 
 from gan.networks import DiscriminatorConfig, GeneratorConfig
 from training.config import TrainConfig, discriminator_config
-from training.provenance import unrecorded_piece
+from training.provenance import Piece, unrecorded_piece
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -47,7 +47,7 @@ def save_checkpoint(
     step: int,
     networks: dict[str, dict[str, Any]],
     parts: Mapping[str, Stateful],
-    pieces: list[dict[str, Any]],
+    pieces: list[Piece],
 ) -> None:
     """Write atomically: a crash mid-save leaves the previous checkpoint in place."""
     state: dict[str, Any] = {"step": step, "architectures": networks, "pieces": pieces}
@@ -64,7 +64,7 @@ def load_checkpoint(
     parts: Mapping[str, Stateful],
     device: torch.device,
     twin_from: int | None = None,
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[Piece]]:
     """Restore ``parts`` and the global RNG from ``path``; returns the step to continue from and
     the run's pieces up to it (one unrecorded piece for a checkpoint from before they were).
 

@@ -32,7 +32,7 @@ from training.data import checksums
 from training.ema import WARMUP_RULE
 from training.evaluate import manifest_metrics
 from training.progress import Phase
-from training.provenance import pieces_record
+from training.provenance import Piece, pieces_record
 
 # The sample grid's latents: GRID_SEED seeds one torch generator that draws all 100 latents in
 # order, row by row; row d holds digit d. Every version of one latent size shows the same latents.
@@ -70,7 +70,7 @@ def check_publishable(config: TrainConfig, evaluate: bool) -> None:
 def export(
     config: TrainConfig,
     ema_generator: nn.Module,
-    pieces: list[dict[str, Any]],
+    pieces: list[Piece],
     evaluate_per_digit: int | None = None,
     phase: Callable[[Phase], None] = lambda _: None,
 ) -> str:
@@ -107,9 +107,7 @@ def export(
     return version
 
 
-def training_record(
-    config: TrainConfig, pieces: list[dict[str, Any]], bfloat16: bool
-) -> dict[str, Any]:
+def training_record(config: TrainConfig, pieces: list[Piece], bfloat16: bool) -> dict[str, Any]:
     """The manifest's training section: the run's options (the schedule in the syntax the CLI
     reads, and what ``precision`` meant on this device), the generator's own architecture left
     to the manifest's ``architecture``."""

@@ -9,16 +9,31 @@ import json
 import platform
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
 from training.config import RUN_FIELDS, TrainConfig
 
 
+class Piece(TypedDict, total=False):
+    """One stretch of a run, as its checkpoint keeps it (a plain dict: ``torch.load`` reads it
+    back with ``weights_only``). An unrecorded piece has only its steps and ``recorded: False``."""
+
+    from_step: int
+    to_step: int
+    recorded: bool
+    options: dict[str, Any]  # trained_options of the piece's configuration
+    hardware: str
+    threads: int
+    processes: int
+    arithmetic: str
+    torch: str
+
+
 def new_piece(
     config: TrainConfig, from_step: int, device: torch.device, bfloat16: bool, processes: int
-) -> dict[str, Any]:
+) -> Piece:
     """The piece a process starts at ``from_step``; its ``to_step`` grows with each checkpoint."""
     return {
         "from_step": from_step,
@@ -32,7 +47,7 @@ def new_piece(
     }
 
 
-def unrecorded_piece(to_step: int) -> dict[str, Any]:
+def unrecorded_piece(to_step: int) -> Piece:
     """What a checkpoint written before pieces were recorded says of its steps: nothing."""
     return {"from_step": 0, "to_step": to_step, "recorded": False}
 
@@ -46,17 +61,16 @@ def trained_options(config: TrainConfig) -> dict[str, Any]:
     return normalised
 
 
-def pieces_record(config: TrainConfig, pieces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def pieces_record(config: TrainConfig, pieces: list[Piece]) -> list[dict[str, Any]]:
     """The manifest's account of the pieces: each one's options as the fields in which it
     differed from the run's recorded ones (the last piece's, the manifest's ``training``)."""
     final = trained_options(config)
     record = []
     for piece in pieces:
-        entry = {key: value for key, value in piece.items() if key != "options"}
+        entry: dict[str, Any] = {key: value for key, value in piece.items() if key != "options"}
         if "options" in piece:
-            options = piece["options"]
             entry["differs"] = {
-                name: value for name, value in options.items() if final.get(name) != value
+                name: value for name, value in piece["options"].items() if final.get(name) != value
             }
         record.append(entry)
     return record

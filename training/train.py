@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +43,7 @@ from training.distributed import Distributed, place
 from training.ema import ema_of
 from training.export import check_publishable, export, sample_grid
 from training.progress import ProgressMode, ProgressReporter, TrainingProgress
-from training.provenance import new_piece
+from training.provenance import Piece, new_piece
 
 
 def train(
@@ -63,7 +62,7 @@ def train(
     images, labels = load_images(config, device)
     nets = build_networks(config, device, ddp)
     checkpoint = run_dir / CHECKPOINT_FILE
-    start_step, pieces = 0, list[dict[str, Any]]()  # the run's pieces (training.provenance)
+    start_step, pieces = 0, list[Piece]()
     if config.resume and checkpoint.exists():
         start_step, pieces = resume(checkpoint, config, nets, device)
     bfloat16 = uses_bfloat16(config, device)
@@ -170,7 +169,7 @@ def build_networks(config: TrainConfig, device: torch.device, ddp: Distributed) 
 
 def resume(
     path: Path, config: TrainConfig, nets: Networks, device: torch.device
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[Piece]]:
     """Continue from a checkpoint; returns its step and the run's pieces so far. The command
     line wins over the checkpoint: a resumed run may cool the learning rates."""
     twin_from = config.twin_classifier_from
