@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from gan.device import cpu_model
 from generator_speed import (
     forward_rate,
     positive_int_list,
@@ -157,16 +158,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 # ----- the machine ----------------------------------------------------------------------------
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 def _mem_total_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -196,7 +187,7 @@ def _first_line(command: list[str]) -> str | None:
 def machine(torch_threads: int) -> dict[str, Any]:
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": _mem_total_gib(),

@@ -126,6 +126,11 @@ class ModelStore:
         """Whether the store holds that evaluator (a store may have no judge: it is optional)."""
         return (self.evaluator_dir(evaluator) / MANIFEST_FILE).is_file()
 
+    def scoring_evaluators(self) -> list[str]:
+        """Who scores a version: the project's classifier (a store without one fails when it is
+        loaded), and the independent judge where the store has one."""
+        return [CLASSIFIER_DIR, *([JUDGE_DIR] if self.has_evaluator(JUDGE_DIR) else [])]
+
     def manifest(self, version: str) -> Manifest:
         """The version's manifest, checked: VersionNotFound if there is none, IntegrityError if
         it is invalid, names another version or kind, or names its weights by a path."""

@@ -63,7 +63,7 @@ def load_checkpoint(
     networks: dict[str, dict[str, Any]],
     parts: Mapping[str, Stateful],
     device: torch.device,
-    twin_from: int | None = None,
+    twin_from: int | None,
 ) -> tuple[int, list[Piece]]:
     """Restore ``parts`` and the global RNG from ``path``; returns the step to continue from and
     the run's pieces up to it (one unrecorded piece for a checkpoint from before they were).
@@ -76,13 +76,14 @@ def load_checkpoint(
     step = int(state["step"])
     recorded = recorded_architectures(state)
     if lacks_only_the_twin(recorded, networks):
+        # Only a run with a twin asks for one, so twin_from is a step here.
         if twin_from is None or twin_from < step:
             raise CheckpointMismatch(
                 f"{path} at step {step} holds a critic without the twin head: a twin can be "
                 f"added from step {step} on (--twin-classifier-from >= {step}), not from "
                 f"{twin_from}, since the run that had it earlier trained it before this step"
             )
-        graft_twin(state, parts)
+        graft_twin(state, parts, path)
     elif recorded is not None and recorded != networks:
         raise CheckpointMismatch(
             f"{path} holds networks {recorded}, this run asks for {networks}: "
@@ -115,14 +116,20 @@ def lacks_only_the_twin(
     return recorded["generator"] == expected["generator"] and with_twin == expected["discriminator"]
 
 
-def graft_twin(state: dict[str, Any], parts: Mapping[str, Stateful]) -> None:
+TWIN_KEYS = ["classify_twin.weight", "classify_twin.bias"]
+
+
+def graft_twin(state: dict[str, Any], parts: Mapping[str, Stateful], path: Path) -> None:
     """Give a twin-less checkpoint the freshly built critic's twin: its weights, and places in
-    the critic's Adam with no state. The twin's parameters are the critic's last (it is the
-    last module registered), so they take the next indices."""
+    the critic's Adam with no state. The twin is the critic's last module, so its parameters take
+    the next indices; anything else missing is a mismatch, not something to fill in."""
     built = parts["discriminator"].state_dict()
-    state["discriminator"].update(
-        {key: value for key, value in built.items() if key not in state["discriminator"]}
-    )
+    missing = [key for key in built if key not in state["discriminator"]]
+    if missing != TWIN_KEYS or list(built)[-len(TWIN_KEYS) :] != TWIN_KEYS:
+        raise CheckpointMismatch(
+            f"{path}: the critic lacks {missing}, not just the twin head {TWIN_KEYS} last"
+        )
+    state["discriminator"].update({key: built[key] for key in TWIN_KEYS})
     (group,) = state["opt_d"]["param_groups"]
     (built_group,) = parts["opt_d"].state_dict()["param_groups"]
     group["params"] = [*group["params"], *built_group["params"][len(group["params"]) :]]

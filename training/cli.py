@@ -28,7 +28,7 @@ import torch
 from gan.imaging import encode_png, tile
 from gan.networks import DiscriminatorConfig, GeneratorConfig
 from gan.sampling import latents_for_seeds, to_uint8
-from gan.store import CLASSIFIER_DIR, JUDGE_DIR, ModelStore, StoreError, VersionNotFound
+from gan.store import CLASSIFIER_DIR, ModelStore, StoreError, VersionNotFound
 from training.augment import parse_policy
 from training.config import TrainConfig
 from training.data import DataError, checksums, download
@@ -195,9 +195,7 @@ def run_compare(args: argparse.Namespace) -> None:
 
     store = ModelStore(args.store)
     candidate, baseline = known_version(store, args.candidate), known_version(store, args.baseline)
-    evaluators = args.evaluator or [
-        name for name in (CLASSIFIER_DIR, JUDGE_DIR) if store.has_evaluator(name)
-    ]
+    evaluators = args.evaluator or store.scoring_evaluators()
     try:
         rows = compare(
             store, candidate, baseline, args.data_dir, args.seeds, evaluators, args.per_digit

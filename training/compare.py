@@ -17,7 +17,6 @@ from training.evaluate import evaluate_samples, generate_per_digit
 
 # The metrics compared; "worst_digit" is the lowest of the ten digits' accuracies.
 HEADLINE = ("conditional_accuracy", "worst_digit", "fid", "precision", "recall", "diversity")
-DEFAULT_SEEDS = (0, 100_000, 200_000)
 
 
 class OverlappingSeedSets(ValueError):
@@ -59,13 +58,15 @@ def compare(
     candidate: str,
     baseline: str,
     data_dir: str | Path | None,
-    seeds: Sequence[int] = DEFAULT_SEEDS,
-    evaluators: Sequence[str] = ("classifier",),
-    per_digit: int = 1000,
+    seeds: Sequence[int],
+    evaluators: Sequence[str],
+    per_digit: int,
 ) -> list[Comparison]:
-    """One row per evaluator, seed set and metric. Each version's samples of a set are drawn
-    once and judged by every evaluator, as ``evaluate --seed S --evaluator E`` scores them."""
+    """One row per evaluator (each once, however often named), seed set and metric. Each
+    version's samples of a set are drawn once and judged by every evaluator, as ``evaluate
+    --seed S --evaluator E`` scores them."""
     check_disjoint(seeds, per_digit)
+    evaluators = list(dict.fromkeys(evaluators))
     test = load_split(data_dir, "test")
     classifiers = {name: store.load_classifier(name) for name in evaluators}
     generators = {version: store.load_generator(version).model for version in (baseline, candidate)}

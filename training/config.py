@@ -13,7 +13,7 @@ of its fields a run changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 import torch
@@ -123,6 +123,18 @@ def uses_bfloat16(config: TrainConfig, device: torch.device) -> bool:
     if config.precision == "auto":
         return has_native_bfloat16(device)
     return config.precision == "bfloat16"
+
+
+def arithmetic(config: TrainConfig, device: torch.device) -> str:
+    """What ``precision`` means on ``device``, as manifests record it."""
+    return "bfloat16" if uses_bfloat16(config, device) else "float32"
+
+
+def options_record(config: TrainConfig) -> dict[str, Any]:
+    """Every field of the run as manifests write it: the schedule in the syntax the CLI reads."""
+    record = asdict(config)
+    record["aux_classifier_schedule"] = str(config.aux_classifier_schedule)
+    return record
 
 
 def has_native_bfloat16(device: torch.device) -> bool:

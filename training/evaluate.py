@@ -11,7 +11,7 @@ import torch
 
 from gan.networks import NUM_CLASSES, Evaluator, Generator
 from gan.sampling import from_uint8, latents_for_seeds, to_uint8
-from gan.store import CLASSIFIER_DIR, JUDGE_DIR, ModelStore
+from gan.store import CLASSIFIER_DIR, ModelStore
 from training.data import Split, load_split
 
 NEIGHBOURS = 3
@@ -212,9 +212,10 @@ def manifest_metrics(
     are read and the samples drawn once for both."""
     train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
     fake = generate_per_digit(generator, per_digit, seed=0)
-    metrics = judged_by(store, CLASSIFIER_DIR, fake, train, test)
-    if store.has_evaluator(JUDGE_DIR):
-        metrics[JUDGE_DIR] = judged_by(store, JUDGE_DIR, fake, train, test)
+    classifier, *others = store.scoring_evaluators()
+    metrics = judged_by(store, classifier, fake, train, test)
+    for evaluator in others:
+        metrics[evaluator] = judged_by(store, evaluator, fake, train, test)
     return metrics
 
 

@@ -8,7 +8,6 @@ when asked, and only then published, its metrics already in the manifest, by one
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from gan.imaging import encode_png, tile
 from gan.networks import NUM_CLASSES
 from gan.sampling import to_uint8
 from gan.store import (
-    JUDGE_DIR,
     SAMPLES_FILE,
     WEIGHTS_FILE,
     Manifest,
@@ -27,7 +25,13 @@ from gan.store import (
     VersionExists,
     new_version_name,
 )
-from training.config import TrainConfig, discriminator_config, recipe_record, uses_bfloat16
+from training.config import (
+    TrainConfig,
+    arithmetic,
+    discriminator_config,
+    options_record,
+    recipe_record,
+)
 from training.data import checksums
 from training.ema import WARMUP_RULE
 from training.evaluate import manifest_metrics
@@ -62,9 +66,8 @@ def check_publishable(config: TrainConfig, evaluate: bool) -> None:
     if config.version is not None and store.version_dir(config.version).exists():
         raise VersionExists(f"model version {config.version!r} already exists in {store.root}")
     if evaluate:
-        store.load_classifier()
-        if store.has_evaluator(JUDGE_DIR):
-            store.load_classifier(JUDGE_DIR)
+        for evaluator in store.scoring_evaluators():
+            store.load_classifier(evaluator)
 
 
 def export(
@@ -87,7 +90,7 @@ def export(
         architecture=config.generator.to_dict(),
         weights_file=WEIGHTS_FILE,
         weights_sha256="",  # filled in by staging from the bytes it writes
-        training=training_record(config, pieces, uses_bfloat16(config, device)),
+        training=training_record(config, pieces, arithmetic(config, device)),
         data={"mnist_md5": checksums(config.data_dir)},
         parent=config.parent,
     )
@@ -107,16 +110,16 @@ def export(
     return version
 
 
-def training_record(config: TrainConfig, pieces: list[Piece], bfloat16: bool) -> dict[str, Any]:
-    """The manifest's training section: the run's options (the schedule in the syntax the CLI
-    reads, and what ``precision`` meant on this device), the generator's own architecture left
-    to the manifest's ``architecture``."""
-    training: dict[str, Any] = asdict(config)
+def training_record(
+    config: TrainConfig, pieces: list[Piece], used_arithmetic: str
+) -> dict[str, Any]:
+    """The manifest's training section: the run's options (with what ``precision`` meant on
+    this device), the generator's own architecture left to the manifest's ``architecture``."""
+    training = options_record(config)
     training.pop("generator")
     training.pop("discriminator")
-    training["aux_classifier_schedule"] = str(config.aux_classifier_schedule)
     training["discriminator_architecture"] = discriminator_config(config).to_dict()
-    training["arithmetic"] = "bfloat16" if bfloat16 else "float32"
+    training["arithmetic"] = used_arithmetic
     training["ema_warmup"] = WARMUP_RULE
     training["resumed_at_step"] = pieces[-1]["from_step"]
     training["pieces"] = pieces_record(config, pieces)

@@ -65,8 +65,7 @@ def train(
     start_step, pieces = 0, list[Piece]()
     if config.resume and checkpoint.exists():
         start_step, pieces = resume(checkpoint, config, nets, device)
-    bfloat16 = uses_bfloat16(config, device)
-    pieces.append(new_piece(config, start_step, device, bfloat16, ddp.world_size))
+    pieces.append(new_piece(config, start_step, device, ddp.world_size))
 
     batches = Batches(images, labels, config, ddp, memory_format(device))
     progress = TrainingProgress(
@@ -93,6 +92,7 @@ def train(
     ddp.close()  # the other ranks are done; rank 0 alone evaluates and publishes
     if not ddp.is_main:
         return None
+    # A resume may have nothing left to train (a checkpoint at or past --steps): it exports.
     pieces[-1]["to_step"] = max(start_step, config.steps)
     version = export(config, nets.ema.module, pieces, evaluate_per_digit, reporter.phase)
     progress.exported(version)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from gan.device import compute_dtype
+from gan import device as devices
+from gan.device import compute_dtype, hardware_name
 from gan.networks import ATEN_MAX_BATCH, ConvTranspose2d, Generator, GeneratorConfig
 from gan.sampling import draw_uint8
 
@@ -54,3 +56,13 @@ def test_the_kernels_of_a_batch_and_of_one_image_agree_to_a_grey_level() -> None
     )
     # Other kernels round the last float bits differently: at most one grey level apart.
     assert np.abs(batched.astype(int) - alone.astype(int)).max() <= 1
+
+
+def test_the_hardware_is_named_by_the_cpu_model_or_the_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(devices, "cpu_model", lambda: "AMD EPYC")
+    assert hardware_name(CPU) == "AMD EPYC"
+    monkeypatch.setattr(devices, "cpu_model", lambda: None)  # no /proc/cpuinfo: platform's name
+    assert hardware_name(CPU) and hardware_name(CPU) != "AMD EPYC"
+    assert hardware_name(torch.device("meta")) == "meta"

@@ -198,7 +198,7 @@ def runs_a_job_with_estimate_phases_and_chart_then_cancels_it(page: Page, base: 
 
 
 def fill_job_fields(page: Page, steps: int, batch_size: int) -> None:
-    """The custom job's fields: its length, float32 and TINY_JOB's networks."""
+    """The custom job's fields: its length, float32, TINY_JOB's networks and twin."""
     page.get_by_label("Steps", exact=True).fill(str(steps))
     page.get_by_label("Batch size", exact=True).fill(str(batch_size))
     page.locator("#job-form details summary").click()

@@ -60,9 +60,11 @@ def test_each_row_is_what_evaluate_scores_for_that_seed_and_evaluator(
                 worst = min(digit["accuracy"] for digit in scored["per_digit"])
                 expected = {**{m: scored[m] for m in HEADLINE if m in scored}, "worst_digit": worst}
                 assert {m: row[side] for m, row in of_set.items()} == expected
-            for row in of_set.values():
-                fields = {key: row[key] for key in ("metric", "baseline", "candidate")}
-                assert row["better"] is Comparison(evaluator, seed, **fields).better
+            for metric, row in of_set.items():
+                change = row["candidate"] - row["baseline"]
+                if metric == "diversity":
+                    change = abs(row["baseline"] - 1) - abs(row["candidate"] - 1)
+                assert row["better"] is ((-change if metric == "fid" else change) > 0), row
 
 
 def test_a_version_against_itself_is_better_nowhere(
@@ -96,13 +98,17 @@ def test_better_means_lower_fid_diversity_nearer_one_and_higher_else() -> None:
 def test_the_judge_is_compared_only_where_the_store_has_one(
     tiny_store: ModelStore, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    add_classifier(tiny_store)
     argv = ["compare", TINY_VERSION, TINY_VERSION, "--store", str(tiny_store.root),
             "--data-dir", str(mnist_dir), "--per-digit", "10", "--seeds", "0"]  # fmt: skip
+    with pytest.raises(SystemExit, match="error: no classifier"):  # never an empty comparison
+        cli.main(argv)
+    add_classifier(tiny_store)
     rows = run_json(capsys, argv)
     assert {row["evaluator"] for row in rows} == {"classifier"} and len(rows) == len(HEADLINE)
     with pytest.raises(SystemExit, match="error: no judge"):
         cli.main([*argv, "--evaluator", "judge"])
+    twice = run_json(capsys, [*argv, "--evaluator", "classifier", "--evaluator", "classifier"])
+    assert twice == rows  # each evaluator once, however often it is named
 
 
 @pytest.mark.parametrize(
@@ -121,7 +127,11 @@ def test_overlapping_seed_sets_are_refused(
 
 @pytest.mark.parametrize(
     ("seeds", "message"),
-    [("0,x", "not a comma-separated list"), ("0,0", "distinct"), ("-1", "distinct and >= 0")],
+    [
+        ("0,x", "invalid seed_list value: '0,x'"),
+        ("0,0", "distinct, not '0,0'"),
+        ("-1", "must be at least 0, not -1"),
+    ],
 )
 def test_seed_lists_are_checked_as_they_are_parsed(
     store: ModelStore, seeds: str, message: str, capsys: pytest.CaptureFixture[str]

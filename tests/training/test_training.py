@@ -230,6 +230,7 @@ def test_each_piece_of_a_resumed_run_is_recorded(config: TrainConfig) -> None:
     assert pieces[0]["differs"] == {"steps": 2, "lr_g": 1e-3} and pieces[1]["differs"] == {}
     assert training["resumed_at_step"] == 2
     for piece in pieces:
+        assert piece["recorded"] is True
         assert piece["threads"] == torch.get_num_threads() and piece["processes"] == 1
         assert piece["arithmetic"] == training["arithmetic"] and piece["torch"] == torch.__version__
         assert isinstance(piece["hardware"], str) and piece["hardware"]
@@ -772,20 +773,25 @@ def test_a_late_twin_is_the_run_without_one_until_its_start(config: TrainConfig)
     assert differs(weights_of(config, "straight"), weights_of(config, "no-twin"))
 
 
-def test_a_twin_joins_a_run_without_one_at_its_checkpoint(config: TrainConfig) -> None:
-    """A checkpoint of the run without a twin, resumed with the twin from its step or later,
-    continues as the late twin's run: generator, critic and Adam's state bit for bit. A twin
-    from before the checkpoint's step is refused: that run trained it already."""
+@pytest.mark.parametrize("twin_from", [2, 3])
+def test_a_twin_joins_a_run_without_one_at_its_checkpoint(
+    config: TrainConfig, twin_from: int
+) -> None:
+    """A checkpoint of the run without a twin (step 2), resumed with the twin from its step or
+    later, continues as the late twin's run: generator, critic and Adam's state bit for bit. A
+    twin from before the checkpoint's step is refused: that run trained it already."""
     root = Path(config.run_dir)
     plain = replace(config, steps=2, checkpoint_every=2, run_dir=str(root / "graft"))
     train(replace(plain, version="plain"))
-    late = replace(plain, steps=4, twin_classifier_from=2, resume=True)
+    late = replace(plain, steps=4, twin_classifier_from=twin_from, resume=True)
     with pytest.raises(CheckpointMismatch, match=r"from step 2 on \(--twin-classifier-from >= 2"):
         train(replace(late, version="early", twin_classifier_from=1))
     train(replace(late, version="grafted"))
     straight = replace(late, version="straight", run_dir=str(root / "straight"), resume=False)
     train(straight)
     assert_same_weights(weights_of(config, "straight"), weights_of(config, "grafted"))
+    train(replace(plain, version="no-twin", steps=4, run_dir=str(root / "no-twin")))
+    assert differs(weights_of(config, "grafted"), weights_of(config, "no-twin"))  # it trained
     grafted = torch.load(root / "graft" / CHECKPOINT_FILE, weights_only=True)
     expected = torch.load(root / "straight" / CHECKPOINT_FILE, weights_only=True)
     assert grafted["architectures"] == expected["architectures"]
