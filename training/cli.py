@@ -48,8 +48,14 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
             f"error: --lr-restarts {args.lr_restarts} must come after --lr-decay-start "
             f"{args.lr_decay_start} (or give --lr-restarts none)"
         )
-    if args.twin_classifier_from is not None and aux_classifier_schedule(args).peak == 0:
-        raise SystemExit("error: --twin-classifier-from needs the AC-GAN term: a weight above 0")
+    twin_from = args.twin_classifier_from
+    if aux_classifier_schedule(args).peak == 0:
+        # The recipe's twin goes with its AC-GAN term; only a twin asked for is refused without.
+        if twin_from not in (None, TrainConfig.twin_classifier_from):
+            raise SystemExit(
+                "error: --twin-classifier-from needs the AC-GAN term: a weight above 0"
+            )
+        twin_from = None
     return TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -61,7 +67,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         ema_decay=args.ema_decay,
         mode_seeking=args.mode_seeking,
         aux_classifier_schedule=aux_classifier_schedule(args),
-        twin_classifier_from=args.twin_classifier_from,
+        twin_classifier_from=twin_from,
         augment=",".join(parse_policy(args.augment)),
         r1_gamma=args.r1_gamma,
         r1_every=args.r1_every,

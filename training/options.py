@@ -119,7 +119,7 @@ DESCRIPTION = (
 COMMANDS = {
     "train": (
         "train the GAN and publish its EMA generator as a new version",
-        "The recipe and network options default to the shipped model's (mnist-cgan-v5: 46,000"
+        "The recipe and network options default to the shipped model's (mnist-cgan-v6: 46,000"
         " steps, 1.5 to 3 hours on 2 CPU cores with bfloat16). --progress jsonl prints JSON"
         " lines: the phases (training, evaluating, publishing), the progress, then the exported"
         " version.",

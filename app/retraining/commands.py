@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 ESTIMATE_SECONDS = 3  # of timed training steps behind an estimate
 ESTIMATE_TIMEOUT_S = 60.0  # start-up (torch import) included
 NOT_TIMED = frozenset({"eval_per_digit"})  # job parameters the speed command does not take
+# Job parameters whose null is the CLI's "none" (off) rather than its default.
+NULL_MEANS_NONE = frozenset({"twin_classifier_from"})
 
 
 def training_command(settings: Settings) -> list[str]:
@@ -57,11 +59,14 @@ def train_argv(
 
 def recipe_options(params: dict[str, Any]) -> list[str]:
     """Job parameters as training CLI options: ``--name value``, switches as ``--name`` or
-    ``--no-name``; a parameter left unset (None) is not passed. One AC-GAN weight replaces the
-    schedule (the CLI takes one or the other)."""
+    ``--no-name``; a parameter left unset (None) is not passed, except those whose null means
+    "none" (NULL_MEANS_NONE). One AC-GAN weight replaces the schedule (the CLI takes one or the
+    other)."""
     options: list[str] = []
     replaced = params.get("aux_classifier") is not None
     for name, value in params.items():
+        if value is None and name in NULL_MEANS_NONE:
+            value = "none"
         if value is None or (name == "aux_classifier_schedule" and replaced):
             continue
         option = name.replace("_", "-")

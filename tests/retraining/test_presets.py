@@ -19,6 +19,7 @@ from gan.testing import publish_random_generator
 from support.jobs import AUTH, make_settings, wait_for_state
 from support.models import TINY_GENERATOR
 from training import cli
+from training.config import TrainConfig
 from training.train import learning_rate_scale
 
 RECORD = "import json, sys; open({path!r}, 'w').write(json.dumps(sys.argv[1:]))"
@@ -185,6 +186,22 @@ def test_a_twin_without_the_ac_gan_term_is_refused(
     )
     assert allowed.status_code == 202, allowed.text
     wait_for_state(client, allowed.json()["id"], {"failed"})  # the stand-in trains nothing
+
+
+def test_the_recipes_twin_goes_with_the_ac_gan_term_and_null_is_none() -> None:
+    """The recipe's twin (from 36,000) is not asked for, so a job without the AC-GAN term is
+    accepted and the CLI leaves the twin out; a null twin reaches the CLI as its "none"."""
+    parser = cli.build_parser()
+
+    def config_of(body: dict[str, object]) -> TrainConfig:
+        options = recipe_options(JobParams.model_validate(body).model_dump())
+        return cli.train_config(parser.parse_args(["train", *options]))
+
+    assert config_of({}).twin_classifier_from == 36_000 == JobParams().twin_classifier_from
+    assert config_of({"aux_classifier": 0}).twin_classifier_from is None
+    options = recipe_options(JobParams.model_validate({"twin_classifier_from": None}).model_dump())
+    assert options[options.index("--twin-classifier-from") + 1] == "none"
+    assert config_of({"twin_classifier_from": None}).twin_classifier_from is None
 
 
 @pytest.mark.parametrize(

@@ -97,7 +97,7 @@ def test_train_help(capsys: pytest.CaptureFixture[str]) -> None:
         f"(default: {TrainConfig.batch_size})",
         f"--lr-g LR_G Adam learning rate of the generator (default: {TrainConfig.lr_g})",
         "--data-dir DIR directory of the MNIST IDX files (default: $MNIST_DATA_DIR)",
-        "(default: the shipped recipe's, 0:0.1,18000:0.05,22000:0.075,26000:0.125)",
+        "(default: the shipped recipe's, 0:0.1,18000:0.05,22000:0.075,26000:0.125,36000:0.25)",
         "--version NAME the new version's name (default: one from the time)",
     ):
         assert expected in text

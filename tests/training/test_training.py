@@ -34,7 +34,13 @@ from gan.store import (
 from support.models import TINY_GENERATOR, TINY_VERSION, tiny_generator
 from training import cli
 from training.checkpoint import CHECKPOINT_FILE, CheckpointMismatch
-from training.config import Loss, TrainConfig, uses_bfloat16
+from training.config import (
+    Loss,
+    TrainConfig,
+    discriminator_config,
+    recipe_record,
+    uses_bfloat16,
+)
 from training.data import Split, checksums, load_split
 from training.distributed import Distributed
 from training.ema import WARMUP_RULE, warmup_decay
@@ -134,12 +140,14 @@ def test_training_run_publishes_a_version(
     assert manifest.architecture == TINY_GENERATOR.to_dict()
     assert manifest.training["steps"] == 3 and manifest.training["seed"] == 0
     assert manifest.training["loss"] == "hinge"  # the recipe's (v3's)
-    # The recipe's AC-GAN term is on by default, so the critic has its digit head.
+    # The recipe's AC-GAN term is on by default, so the critic has its digit head, and its twin
+    # (which trains from step 36,000 on) from the first step.
     assert manifest.training["aux_classifier_schedule"] == str(TrainConfig.aux_classifier_schedule)
     assert (
         manifest.training["discriminator_architecture"]
-        == replace(TINY_DISCRIMINATOR, classifier_head=True).to_dict()
+        == replace(TINY_DISCRIMINATOR, classifier_head=True, twin_head=True).to_dict()
     )
+    assert manifest.training["twin_classifier_from"] == 36_000
     assert manifest.parent is None
     with Image.open(directory / SAMPLES_FILE) as grid:
         assert grid.size == (10 * 30 + 2, 10 * 30 + 2)
@@ -744,8 +752,9 @@ def test_the_twin_classifier_trains_and_is_recorded(config: TrainConfig) -> None
     assert training["twin_classifier_from"] == 0
     assert training["discriminator_architecture"]["twin_head"] is True
     assert "twin_classifier_from" in training["recipe"]["changed"]
+    without = replace(config, version="second", steps=6, resume=True, twin_classifier_from=None)
     with pytest.raises(CheckpointMismatch, match="twin_head"):
-        train(replace(config, version="second", steps=6, resume=True))
+        train(without)
 
 
 def test_a_late_twin_is_the_run_without_one_until_its_start(config: TrainConfig) -> None:
@@ -754,6 +763,7 @@ def test_a_late_twin_is_the_run_without_one_until_its_start(config: TrainConfig)
     from step 2 it trains, and a run resumed across its start is the straight run."""
     late = replace(config, steps=4, checkpoint_every=2, twin_classifier_from=2)
     root = Path(config.run_dir)
+    config = replace(config, twin_classifier_from=None)
     train(replace(config, steps=2, version="plain", run_dir=str(root / "plain")))
     train(replace(late, steps=2, version="before", run_dir=str(root / "split")))
     assert_same_weights(weights_of(config, "plain"), weights_of(config, "before"))
@@ -781,7 +791,9 @@ def test_a_twin_joins_a_run_without_one_at_its_checkpoint(
     later, continues as the late twin's run: generator, critic and Adam's state bit for bit. A
     twin from before the checkpoint's step is refused: that run trained it already."""
     root = Path(config.run_dir)
-    plain = replace(config, steps=2, checkpoint_every=2, run_dir=str(root / "graft"))
+    plain = replace(
+        config, steps=2, checkpoint_every=2, run_dir=str(root / "graft"), twin_classifier_from=None
+    )
     train(replace(plain, version="plain"))
     late = replace(plain, steps=4, twin_classifier_from=twin_from, resume=True)
     with pytest.raises(CheckpointMismatch, match=r"from step 2 on \(--twin-classifier-from >= 2"):
@@ -813,6 +825,7 @@ def parameter_indices(checkpoint: dict[str, Any]) -> list[int]:
 def test_a_checkpoint_from_before_the_twin_resumes(config: TrainConfig) -> None:
     """Checkpoints written before the critic's config had a twin_head field describe a critic
     without one: they resume as such, not as a mismatch."""
+    config = replace(config, twin_classifier_from=None)
     train(replace(config, steps=2, checkpoint_every=2))
     path = Path(config.run_dir) / CHECKPOINT_FILE
     state = torch.load(path, weights_only=True)
@@ -868,3 +881,11 @@ def test_the_twin_needs_the_ac_gan_term(tmp_path: Path, mnist_dir: Path) -> None
     with pytest.raises(SystemExit, match="twin-classifier-from needs the AC-GAN term"):
         cli.main([*argv, "--twin-classifier-from", "0", "--aux-classifier", "0"])
     assert not (tmp_path / "run").exists()
+    # The recipe's twin, not asked for, goes with the term: a run without it has no twin.
+    parser = cli.build_parser()
+    assert cli.train_config(parser.parse_args(argv)).twin_classifier_from == 36_000
+    for off in (["--aux-classifier", "0"], ["--aux-classifier-schedule", "0:0,10:0"]):
+        config = cli.train_config(parser.parse_args([*argv, *off]))
+        assert config.twin_classifier_from is None
+        assert not discriminator_config(config).twin_head
+        assert "twin_classifier_from" in recipe_record(config)["changed"]
