@@ -28,7 +28,7 @@ class GenerateRequest(BaseModel):
                 {"digit": 7, "n": 1, "seed": 42, "format": "png", "scale": 4},
                 {"n": 16, "seed": 0, "format": "png", "grid": True},
                 {"digit": 3, "n": 4, "format": "base64"},
-                {"digit": 5, "n": 8, "seed": 7, "version": "mnist-cgan-v5"},
+                {"digit": 5, "n": 8, "seed": 7, "version": "mnist-cgan-v6"},
                 {"digit": 2, "n": 4, "seed": 3, "truncation": 0.7, "format": "base64"},
             ],
             # The combinations the route rejects (422), so the schema admits only what it serves.

@@ -173,7 +173,7 @@ def test_a_200_step_job_exports_what_it_trained_and_its_activation_is_gated(
 
 
 def test_the_shipped_version_passes_the_gates_against_its_parent() -> None:
-    """training/README.md says mnist-cgan-v5 was activated over v4 without force: with the
+    """training/README.md says mnist-cgan-v6 was activated over v5 without force: with the
     service's default gates, every one of them passes on the two shipped manifests."""
     store = ModelStore(Path(__file__).parents[2] / "model_store")
     shipped = store.manifest(store.active_version())

@@ -24,7 +24,7 @@ from training.export import GRID_SEED
 from training.schedule import StepSchedule
 from training.train import train
 
-SHIPPED = Path(__file__).parents[2] / "model_store" / "mnist-cgan-v5" / "manifest.json"
+SHIPPED = Path(__file__).parents[2] / "model_store" / "mnist-cgan-v6" / "manifest.json"
 TINY = ["--latent-dim", "8", "--embed-dim", "4", "--g-channels", "8", "--d-channels", "8"]
 
 
@@ -53,12 +53,13 @@ def config(tmp_path: Path, mnist_dir: Path) -> TrainConfig:
 
 
 def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
-    """mnist-cgan-v5's recipe (v2's four phases as one schedule, AC 0.1 to 18,000 steps, 0.05 to
-    22,000, 0.075 to 26,000, then 0.125; the hinge loss; 46,000 steps, the rates decaying from
-    26,000 to 0 at 36,000, then restarting and decaying to 0 again; a 256-channel critic; a
-    128-wide latent; bfloat16 where the hardware has it; everything else the defaults) is what a
-    bare command trains. v5 was exported from run v4j's final checkpoint by a zero-step resumed
-    run with these defaults, so its manifest records no change."""
+    """mnist-cgan-v6's recipe (v2's four phases as one schedule, AC 0.1 to 18,000 steps, 0.05 to
+    22,000, 0.075 to 26,000, 0.125 to 36,000, then 0.25; the hinge loss; 46,000 steps, the rates
+    decaying from 26,000 to 0 at 36,000, then restarting and decaying to 0 again; TAC-GAN's twin
+    from that restart on; a 256-channel critic; a 128-wide latent; bfloat16 where the hardware
+    has it; everything else the defaults) is what a bare command trains. v6 was trained by one
+    command of the code of its day, whose recipe was v5's: its manifest names that recipe and
+    the two fields it changed, which are today's defaults."""
     shipped = json.loads(SHIPPED.read_text())
     default = TrainConfig()
     record = shipped["training"]
@@ -66,25 +67,29 @@ def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
                  "mode_seeking", "seed", "precision"):  # fmt: skip
         assert getattr(default, name) == record[name], name
     assert default.generator == GeneratorConfig.from_dict(shipped["architecture"])
-    assert replace(default.discriminator, classifier_head=True) == DiscriminatorConfig.from_dict(
-        record["discriminator_architecture"]
-    )
+    assert replace(
+        default.discriminator, classifier_head=True, twin_head=True
+    ) == DiscriminatorConfig.from_dict(record["discriminator_architecture"])
     schedule = default.aux_classifier_schedule
     assert [schedule.at(step) for step in (0, 11_999, 12_000, 17_999)] == [0.1] * 4
     assert [schedule.at(step) for step in (18_000, 21_999)] == [0.05] * 2
     assert [schedule.at(step) for step in (22_000, 25_999, 26_000, 35_999)] == [0.075] * 2 + [
         0.125
     ] * 2
+    assert [schedule.at(step) for step in (36_000, 45_999)] == [0.25] * 2
     assert default.discriminator.channels == 256 and record["arithmetic"] == "bfloat16"
     assert str(schedule) == record["aux_classifier_schedule"]
-    assert record["recipe"] == {"name": RECIPE, "changed": []}
+    assert record["recipe"] == {
+        "name": "mnist-cgan-v5",
+        "changed": ["aux_classifier_schedule", "twin_classifier_from"],
+    }
+    assert RECIPE == "mnist-cgan-v6" == shipped["version"]
     for name in ("augment", "r1_gamma", "r1_every", "lr_decay_start"):  # the decay on, others off
         assert getattr(default, name) == record[name], name
     assert default.lr_decay_start == 26_000 and default.augment == "" and default.r1_gamma == 0
     assert default.lr_restarts == (36_000,) and record["lr_restarts"] == [36_000]
     assert default.generator.latent_dim == 128 and default.steps == 46_000
-    # v5's manifest predates the twin's start step: it records the twin as a switch, off.
-    assert default.twin_classifier_from is None and record["twin_classifier"] is False
+    assert default.twin_classifier_from == 36_000 == record["twin_classifier_from"]
 
     # A bare command, or one giving only the steps or where files go, trains that recipe.
     parser = cli.build_parser()
@@ -100,7 +105,10 @@ def test_the_defaults_are_the_shipped_models_recipe(mnist_dir: Path) -> None:
     once = cli.train_config(parser.parse_args(["train", "--lr-restarts", "none"]))
     assert once.lr_restarts == () and recipe_record(once)["changed"] == ["lr_restarts"]
     defaults = vars(parser.parse_args(["train"]))
-    assert defaults["aux_classifier_schedule"] == "0:0.1,18000:0.05,22000:0.075,26000:0.125"
+    assert defaults["aux_classifier_schedule"] == (
+        "0:0.1,18000:0.05,22000:0.075,26000:0.125,36000:0.25"
+    )
+    assert defaults["twin_classifier_from"] == 36_000
     assert defaults["d_channels"] == 256 and defaults["latent_dim"] == 128
     assert defaults["lr_restarts"] == "36000"
     assert defaults["aux_classifier"] is None
