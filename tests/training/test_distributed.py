@@ -27,9 +27,8 @@ def test_torchrun_two_processes_publish_one_version(
         "--steps", "3", "--batch-size", "8", "--latent-dim", "8", "--embed-dim", "4",
         "--g-channels", "8", "--d-channels", "8", "--device", "cpu", "--progress", "jsonl",
         "--version", "ddp", "--aux-classifier", aux_classifier, "--mode-seeking", "0.5",
+        "--twin-classifier-from", "none" if twin_from is None else str(twin_from),
     ]  # fmt: skip
-    if twin_from is not None:
-        command += ["--twin-classifier-from", str(twin_from)]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=120,
         env={"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent)},
