@@ -29,15 +29,18 @@ Loss = Literal["bce", "hinge"]
 Precision = Literal["auto", "float32", "bfloat16"]
 
 RECIPE = "mnist-cgan-v6"
+# The recipe's phases, which its rates, AC-GAN weight and twin all follow: the rates fall from
+# DECAY_START (v3.1) and restart at RESTART (v5); the AC-GAN weight rises at each (v4, v6) and the
+# twin joins at the restart (v6).
+RECIPE_DECAY_START = 26_000
+RECIPE_RESTART = 36_000
 # The AC-GAN weight of v2's phases, which v3 and v3.1 kept: 0.1 for the first 18,000 steps (v2's
 # cbn-b, 0-12,000 and 12,000-18,000), 0.05 to 22,000 (r3-x), 0.075 from there (r4-b); v4 raises
 # it to 0.125 while the rates decay, buying back the accuracy the wide critic cost (run v4c); v6
 # doubles it with the twin from the restart on, buying back half the accuracy the twin costs (v4l).
 RECIPE_AUX_CLASSIFIER = StepSchedule(
-    ((0, 0.1), (18_000, 0.05), (22_000, 0.075), (26_000, 0.125), (36_000, 0.25))
+    ((0, 0.1), (18_000, 0.05), (22_000, 0.075), (RECIPE_DECAY_START, 0.125), (RECIPE_RESTART, 0.25))
 )
-# The twin from the restart on: FID -0.8 to -0.9, recall +0.006 to +0.032 over v5 (runs v4k, v6).
-RECIPE_TWIN_FROM = 36_000
 # A critic twice as wide as the network's default: FID -1.1, recall +0.01 (runs v4b, v4c).
 RECIPE_DISCRIMINATOR = DiscriminatorConfig(channels=256)
 # A latent twice as large as the network's default: FID -0.3, recall +0.01 (run v4h), v5's.
@@ -70,8 +73,9 @@ class TrainConfig:
     # TAC-GAN (Gong et al., 2019): from this step on, a twin digit head on the critic learns the
     # digits of G's images, and G is also rewarded for confusing it, with the AC-GAN term's
     # weight: that term's bias towards easy-to-classify digits cancels. 0: from the first step;
-    # None: no twin. Only with the AC-GAN term on (a run without it has no twin).
-    twin_classifier_from: int | None = RECIPE_TWIN_FROM
+    # None: no twin. Only with the AC-GAN term on (a run without it has no twin). From the
+    # restart: FID -0.8 to -0.9, recall +0.006 to +0.032 over v5 (runs v4k, v6).
+    twin_classifier_from: int | None = RECIPE_RESTART
     # Differentiable augmentation of everything the critic sees (training.augment), e.g.
     # "translation,cutout"; "" for none.
     augment: str = ""
@@ -82,11 +86,11 @@ class TrainConfig:
     r1_every: int = 4
     # From this step on, both learning rates fall linearly to 0 at the last step; None: constant.
     # v3.1: FID 9.9 -> 9.5, precision 0.732 -> 0.748 over v3's 26,000 constant-rate steps.
-    lr_decay_start: int | None = 26_000
+    lr_decay_start: int | None = RECIPE_DECAY_START
     # Warm restarts (SGDR-like, Loshchilov & Hutter, 2017): at each of these steps after the
     # decay's start the rates return to their full value and fall linearly to 0 again at the
     # next restart or the last step. v5: a second 10,000-step decay from 36,000 (run v4j).
-    lr_restarts: tuple[int, ...] = (36_000,)
+    lr_restarts: tuple[int, ...] = (RECIPE_RESTART,)
     precision: Precision = "auto"
     generator: GeneratorConfig = RECIPE_GENERATOR
     discriminator: DiscriminatorConfig = RECIPE_DISCRIMINATOR
