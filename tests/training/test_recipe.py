@@ -228,3 +228,24 @@ def test_speed_prints_images_per_second(capsys: pytest.CaptureFixture[str]) -> N
     )
     with pytest.raises(SystemExit):
         cli.main(["speed", "--seconds", "0"])
+
+
+def test_v5s_recipe_is_todays_command_without_the_twin() -> None:
+    """training/README.md: today's command with ``--twin-classifier-from none`` and v5's AC-GAN
+    schedule trains mnist-cgan-v5's recipe, every field its manifest records."""
+    parent = json.loads((SHIPPED.parents[1] / "mnist-cgan-v5" / "manifest.json").read_text())
+    argv = ["train", "--twin-classifier-from", "none",
+            "--aux-classifier-schedule", "0:0.1,18000:0.05,22000:0.075,26000:0.125"]  # fmt: skip
+    config = cli.train_config(cli.build_parser().parse_args(argv))
+    record = parent["training"]
+    for name in ("steps", "batch_size", "loss", "lr_g", "lr_d", "beta1", "beta2", "ema_decay",
+                 "mode_seeking", "augment", "r1_gamma", "r1_every", "lr_decay_start", "precision",
+                 "seed"):  # fmt: skip
+        assert getattr(config, name) == record[name], name
+    assert str(config.aux_classifier_schedule) == record["aux_classifier_schedule"]
+    assert list(config.lr_restarts) == record["lr_restarts"]
+    assert config.twin_classifier_from is None and record["twin_classifier"] is False
+    assert config.generator == GeneratorConfig.from_dict(parent["architecture"])
+    assert replace(config.discriminator, classifier_head=True) == DiscriminatorConfig.from_dict(
+        record["discriminator_architecture"]
+    )
